@@ -21,7 +21,12 @@ impl Metadata {
     /// A version-3 metadata attribute as the server issues it: signed this week, valid until
     /// `validity` (unix seconds) rounded down to whole weeks. `None` when that is in the past
     /// or too far away to encode.
-    pub fn issue(now: i64, validity: i64, key_counter: u32, credential_type: &str) -> Option<Metadata> {
+    pub fn issue(
+        now: i64,
+        validity: i64,
+        key_counter: u32,
+        credential_type: &str,
+    ) -> Option<Metadata> {
         let signing_week = now.div_euclid(WEEK);
         let weeks = (validity - signing_week * WEEK).div_euclid(WEEK);
         Some(Metadata {
@@ -73,7 +78,9 @@ impl Metadata {
 
 /// The 16-byte credential type hash of the metadata attribute.
 pub fn type_hash(credential_type: &str) -> [u8; 16] {
-    sha256(credential_type.as_bytes())[..16].try_into().expect("16 bytes")
+    sha256(credential_type.as_bytes())[..16]
+        .try_into()
+        .expect("16 bytes")
 }
 
 /// Encodes a value for issuance, version 3: `(int(utf8) << 1) + 1`; absent is 0.
@@ -124,7 +131,8 @@ mod tests {
 
     #[test]
     fn decodes_the_spec_example() {
-        let m = Metadata::from_int(&from_base64("AwAKOQIBAALWy2qU9p3l52l9LU1rVT4M").unwrap()).unwrap();
+        let m =
+            Metadata::from_int(&from_base64("AwAKOQIBAALWy2qU9p3l52l9LU1rVT4M").unwrap()).unwrap();
         assert_eq!(m.version, 3);
         assert_eq!(m.signing_date(), 1582761600);
         assert_eq!(m.validity_weeks, 513);
@@ -145,12 +153,21 @@ mod tests {
 
     #[test]
     fn attribute_decoding_matches_irmago() {
-        assert_eq!(decode(&Int::from(3670202571u64), 3).as_deref(), Some("male"));
-        assert_eq!(decode(&Int::from(1835101285u64), 2).as_deref(), Some("male"));
+        assert_eq!(
+            decode(&Int::from(3670202571u64), 3).as_deref(),
+            Some("male")
+        );
+        assert_eq!(
+            decode(&Int::from(1835101285u64), 2).as_deref(),
+            Some("male")
+        );
         assert_eq!(decode(&Int::ZERO, 3), None);
         assert_eq!(decode(&encode(Some("")), 3).as_deref(), Some(""));
         assert_eq!(decode(&encode(Some("456")), 3).as_deref(), Some("456"));
-        assert_eq!(decode(&Int::from(0xffu32 * 2 + 1), 3).as_deref(), Some("\u{fffd}"));
+        assert_eq!(
+            decode(&Int::from(0xffu32 * 2 + 1), 3).as_deref(),
+            Some("\u{fffd}")
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 
 use std::sync::OnceLock;
 
-pub use dashu_int::ops::BitTest;
 use dashu_int::monty::{Montgomery, MontgomeryRepr};
+pub use dashu_int::ops::BitTest;
 use rand_core::RngCore;
 
 /// An unsigned arbitrary-precision integer.
@@ -196,7 +196,8 @@ impl Modulus {
                 }
             }
         }
-        acc.map(|a| a.residue()).unwrap_or_else(|| Int::ONE % &self.n)
+        acc.map(|a| a.residue())
+            .unwrap_or_else(|| Int::ONE % &self.n)
     }
 }
 
@@ -303,7 +304,10 @@ mod tests {
     #[test]
     fn inverse() {
         let m = Modulus::new(Int::from(101u8)).unwrap();
-        assert_eq!(m.mul(&m.inv(&Int::from(7u8)).unwrap(), &Int::from(7u8)), Int::ONE);
+        assert_eq!(
+            m.mul(&m.inv(&Int::from(7u8)).unwrap(), &Int::from(7u8)),
+            Int::ONE
+        );
         let m = Modulus::new(Int::from(15u8)).unwrap();
         assert!(m.inv(&Int::from(5u8)).is_none());
     }

@@ -35,7 +35,11 @@ pub enum AttributeRequest {
         id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<String>,
-        #[serde(default, rename = "notNull", skip_serializing_if = "std::ops::Not::not")]
+        #[serde(
+            default,
+            rename = "notNull",
+            skip_serializing_if = "std::ops::Not::not"
+        )]
         not_null: bool,
     },
 }
@@ -51,7 +55,11 @@ impl AttributeRequest {
     pub fn satisfy(&self, id: &str, value: Option<&str>) -> bool {
         match self {
             AttributeRequest::Id(want) => want == id,
-            AttributeRequest::Full { id: want, value: want_value, not_null } => {
+            AttributeRequest::Full {
+                id: want,
+                value: want_value,
+                not_null,
+            } => {
                 want == id
                     && (!not_null || value.is_some())
                     && want_value.as_deref().is_none_or(|w| value == Some(w))
@@ -100,10 +108,23 @@ pub struct DisclosedAttribute {
 impl DisclosedAttribute {
     fn new(id: String, raw: Option<String>, issuancetime: i64) -> DisclosedAttribute {
         let value = raw.as_ref().map(|v| {
-            ["", "en", "nl"].iter().map(|l| (l.to_string(), v.clone())).collect()
+            ["", "en", "nl"]
+                .iter()
+                .map(|l| (l.to_string(), v.clone()))
+                .collect()
         });
-        let status = if raw.is_some() { AttributeStatus::Present } else { AttributeStatus::Null };
-        DisclosedAttribute { rawvalue: raw, value, id, status, issuancetime }
+        let status = if raw.is_some() {
+            AttributeStatus::Present
+        } else {
+            AttributeStatus::Null
+        };
+        DisclosedAttribute {
+            rawvalue: raw,
+            value,
+            id,
+            status,
+            issuancetime,
+        }
     }
 }
 
@@ -117,7 +138,10 @@ pub struct Verdict {
 
 impl Verdict {
     pub(crate) fn invalid(status: ProofStatus) -> Verdict {
-        Verdict { status, disclosed: None }
+        Verdict {
+            status,
+            disclosed: None,
+        }
     }
 }
 
@@ -149,13 +173,22 @@ pub(crate) fn resolve<'c>(conf: &'c Configuration, p: &ProofD) -> Result<Option<
     };
     let ct = conf.credential_type_by_hash(&meta.type_hash)?;
     let pk = conf.public_key(&ct.issuer_id(), meta.key_counter as u32)?;
-    Ok(Some(Resolved { metadata: meta, credential_type: ct, pk }))
+    Ok(Some(Resolved {
+        metadata: meta,
+        credential_type: ct,
+        pk,
+    }))
 }
 
 /// Verifies disclosure proofs (all must be ProofDs) and matches them against the request.
 /// Errors are for inputs that cannot be judged at all (unknown key, unknown type, features we
 /// do not support); every other defect is a [`ProofStatus`].
-pub fn verify(conf: &Configuration, proofs: &[Proof], indices: &[Vec<AttributeIndex>], check: &Check) -> Result<Verdict> {
+pub fn verify(
+    conf: &Configuration,
+    proofs: &[Proof],
+    indices: &[Vec<AttributeIndex>],
+    check: &Check,
+) -> Result<Verdict> {
     let mut resolved = Vec::with_capacity(proofs.len());
     for proof in proofs {
         let Proof::D(p) = proof else {
@@ -172,13 +205,20 @@ pub fn verify(conf: &Configuration, proofs: &[Proof], indices: &[Vec<AttributeIn
             None => return Ok(Verdict::invalid(ProofStatus::Invalid)),
         }
     }
-    let groups: Vec<String> = resolved.iter().map(|r| conf.keyshare_group(&r.pk.issuer)).collect();
+    let groups: Vec<String> = resolved
+        .iter()
+        .map(|r| conf.keyshare_group(&r.pk.issuer))
+        .collect();
     if !proofs.is_empty() {
         let keyed: Vec<KeyedProof> = proofs
             .iter()
             .zip(&resolved)
             .zip(&groups)
-            .map(|((proof, r), g)| KeyedProof { proof, pk: &r.pk, group: g })
+            .map(|((proof, r), g)| KeyedProof {
+                proof,
+                pk: &r.pk,
+                group: g,
+            })
             .collect();
         if !verify_proof_list(&keyed, check.context, check.nonce, check.issig) {
             return Ok(Verdict::invalid(ProofStatus::Invalid));
@@ -216,9 +256,9 @@ pub(crate) fn judge(
     if !extra.is_empty() {
         list.push(Some(extra));
     }
-    let expired = resolved.iter().any(|r| {
-        r.metadata.expiry() < check.valid_at || r.metadata.signing_date() > r.pk.expiry
-    });
+    let expired = resolved
+        .iter()
+        .any(|r| r.metadata.expiry() < check.valid_at || r.metadata.signing_date() > r.pk.expiry);
     let status = if !complete {
         ProofStatus::MissingAttributes
     } else if expired {
@@ -226,7 +266,10 @@ pub(crate) fn judge(
     } else {
         ProofStatus::Valid
     };
-    Ok(Verdict { status, disclosed: Some(list) })
+    Ok(Verdict {
+        status,
+        disclosed: Some(list),
+    })
 }
 
 /// Reads disclosed attributes out of a proof list.
@@ -243,7 +286,11 @@ impl Extractor<'_, '_> {
         let ct = r.credential_type;
         let time = r.metadata.signing_date();
         if ix.attr == 1 {
-            return Some(DisclosedAttribute::new(ct.id.clone(), Some("present".into()), time));
+            return Some(DisclosedAttribute::new(
+                ct.id.clone(),
+                Some("present".into()),
+                time,
+            ));
         }
         let at = ct.attributes.get(ix.attr.checked_sub(2)?)?;
         let raw = p.a_disclosed.get(&u32::try_from(ix.attr).ok()?)?;
@@ -252,14 +299,22 @@ impl Extractor<'_, '_> {
         } else {
             decode(raw, r.metadata.version)
         };
-        Some(DisclosedAttribute::new(format!("{}.{}", ct.id, at.id), value, time))
+        Some(DisclosedAttribute::new(
+            format!("{}.{}", ct.id, at.id),
+            value,
+            time,
+        ))
     }
 
     /// `AttributeConDisCon.Satisfy`: whether every disjunction is satisfied, and per disjunction
     /// the attributes of the first satisfied conjunction (None if unsatisfied). `None` overall
     /// when an index is out of range.
     #[allow(clippy::type_complexity)]
-    fn satisfy(&self, cdc: &ConDisCon, indices: &[Vec<AttributeIndex>]) -> Option<(bool, Vec<Option<Vec<DisclosedAttribute>>>)> {
+    fn satisfy(
+        &self,
+        cdc: &ConDisCon,
+        indices: &[Vec<AttributeIndex>],
+    ) -> Option<(bool, Vec<Option<Vec<DisclosedAttribute>>>)> {
         if indices.len() < cdc.len() {
             return Some((false, Vec::new()));
         }
@@ -290,8 +345,12 @@ impl Extractor<'_, '_> {
 
     /// Disclosed attributes (base index ≥ 2) that no index of the first `n` disjunctions names.
     fn extra(&self, indices: &[Vec<AttributeIndex>], n: usize) -> Option<Vec<DisclosedAttribute>> {
-        let named: BTreeSet<(usize, usize)> =
-            indices.iter().take(n).flatten().map(|ix| (ix.cred, ix.attr)).collect();
+        let named: BTreeSet<(usize, usize)> = indices
+            .iter()
+            .take(n)
+            .flatten()
+            .map(|ix| (ix.cred, ix.attr))
+            .collect();
         let mut out = Vec::new();
         for (cred, proof) in self.proofs.iter().enumerate() {
             let Some(p) = proof.as_d() else { continue };

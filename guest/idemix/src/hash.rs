@@ -142,6 +142,10 @@ mod tests {
         push_integer(&mut content, &hash_int(b"I owe you everything"));
         push_octet_string(&mut content, &[0u8; 64]);
         let der = sequence(&content);
-        assert!(hex(&der).starts_with("306802012a022100cb59"), "{}", hex(&der));
+        assert!(
+            hex(&der).starts_with("306802012a022100cb59"),
+            "{}",
+            hex(&der)
+        );
     }
 }

@@ -38,7 +38,11 @@ impl Credential {
         if self.m.len() > pk.r.len() {
             return false;
         }
-        let exps: Vec<Int> = self.m.iter().map(|x| exponent_of_attribute(x, pk.params.lm)).collect();
+        let exps: Vec<Int> = self
+            .m
+            .iter()
+            .map(|x| exponent_of_attribute(x, pk.params.lm))
+            .collect();
         let mut bases: Vec<&Int> = vec![&self.a, &pk.s];
         let mut refs: Vec<&Int> = vec![&self.e, &self.v];
         for (r, x) in pk.r.iter().zip(&exps) {
@@ -76,7 +80,10 @@ struct Commitment {
 
 impl Wallet {
     pub fn new(rng: &mut dyn RngCore) -> Wallet {
-        Wallet { secret_key: random_bits(rng, SECRET_KEY_BITS), credentials: Vec::new() }
+        Wallet {
+            secret_key: random_bits(rng, SECRET_KEY_BITS),
+            credentials: Vec::new(),
+        }
     }
 
     /// The randomizer of the secret key, shared by every proof of one list.
@@ -84,7 +91,12 @@ impl Wallet {
         random_bits(rng, P1024.lm_commit)
     }
 
-    fn commit_disclosure(&self, sel: &Selection, sk_rand: &Int, rng: &mut dyn RngCore) -> Result<Commitment> {
+    fn commit_disclosure(
+        &self,
+        sel: &Selection,
+        sk_rand: &Int,
+        rng: &mut dyn RngCore,
+    ) -> Result<Commitment> {
         let cred = self
             .credentials
             .get(sel.credential)
@@ -105,10 +117,18 @@ impl Wallet {
         let e_prime = &cred.e - crate::bigint::pow2(p.le - 1);
         let e_tilde = random_bits(rng, p.le_commit);
         let v_tilde = random_bits(rng, p.lv_commit);
-        let hidden: Vec<usize> = (0..cred.m.len()).filter(|i| !disclosed.contains(i)).collect();
+        let hidden: Vec<usize> = (0..cred.m.len())
+            .filter(|i| !disclosed.contains(i))
+            .collect();
         let randomizers: Vec<Int> = hidden
             .iter()
-            .map(|&i| if i == 0 { sk_rand.clone() } else { random_bits(rng, p.lm_commit) })
+            .map(|&i| {
+                if i == 0 {
+                    sk_rand.clone()
+                } else {
+                    random_bits(rng, p.lm_commit)
+                }
+            })
             .collect();
         let mut bases: Vec<&Int> = vec![&a_rand, &pk.s];
         let mut exps: Vec<&Int> = vec![&e_tilde, &v_tilde];
@@ -123,13 +143,25 @@ impl Wallet {
             // v̂ = ṽ + c·(v − e·r_A); negative only with probability ~2^-80.
             let plus = &v_tilde + c * &cred.v;
             let minus = c * &cred.e * &r_a;
-            let v_response = if plus >= minus { plus - minus } else { Int::ZERO };
+            let v_response = if plus >= minus {
+                plus - minus
+            } else {
+                Int::ZERO
+            };
             let a_responses = hidden
                 .iter()
                 .zip(&randomizers)
-                .map(|(&i, t)| (i as u32, Big(t + c * exponent_of_attribute(&cred.m[i], pk.params.lm))))
+                .map(|(&i, t)| {
+                    (
+                        i as u32,
+                        Big(t + c * exponent_of_attribute(&cred.m[i], pk.params.lm)),
+                    )
+                })
                 .collect();
-            let a_disclosed = disclosed.iter().map(|&i| (i as u32, Big(cred.m[i].clone()))).collect();
+            let a_disclosed = disclosed
+                .iter()
+                .map(|&i| (i as u32, Big(cred.m[i].clone())))
+                .collect();
             Proof::D(ProofD {
                 c: Big(c.clone()),
                 a: Big(a_rand.clone()),
@@ -141,7 +173,10 @@ impl Wallet {
                 rangeproofs: None,
             })
         };
-        Ok(Commitment { contribution, finish: Box::new(finish) })
+        Ok(Commitment {
+            contribution,
+            finish: Box::new(finish),
+        })
     }
 
     /// Builds proofs sharing one challenge over `context`, the commitments and `nonce`.
@@ -156,7 +191,14 @@ impl Wallet {
     }
 
     /// Disclosure proofs for `selections`, against a session's context and nonce.
-    pub fn disclosure_proofs(&self, selections: &[Selection], context: &Int, nonce: &Int, issig: bool, rng: &mut dyn RngCore) -> Result<Vec<Proof>> {
+    pub fn disclosure_proofs(
+        &self,
+        selections: &[Selection],
+        context: &Int,
+        nonce: &Int,
+        issig: bool,
+        rng: &mut dyn RngCore,
+    ) -> Result<Vec<Proof>> {
         let sk_rand = Self::sk_randomizer(rng);
         let commitments = selections
             .iter()
@@ -167,16 +209,35 @@ impl Wallet {
 
     /// A `/proofs` body. `picks[i]` lists, for disjunction i, the (selection, base index) pairs
     /// of the chosen conjunction; selections are numbered as given.
-    pub fn disclose(&self, selections: &[Selection], picks: &[Vec<(usize, usize)>], context: &Int, nonce: &Int, rng: &mut dyn RngCore) -> Result<Disclosure> {
+    pub fn disclose(
+        &self,
+        selections: &[Selection],
+        picks: &[Vec<(usize, usize)>],
+        context: &Int,
+        nonce: &Int,
+        rng: &mut dyn RngCore,
+    ) -> Result<Disclosure> {
         let proofs = self.disclosure_proofs(selections, context, nonce, false, rng)?;
-        Ok(Disclosure { proofs, indices: to_indices(picks) })
+        Ok(Disclosure {
+            proofs,
+            indices: to_indices(picks),
+        })
     }
 
     /// An attribute-based signature on `message`. `stamp`, if given, plays the timestamp
     /// server: it sees the message with its proofs' `A` and disclosed values fixed (responses not
     /// yet), as the app's timestamp request does, and its signature is bound into the nonce.
     #[allow(clippy::too_many_arguments)]
-    pub fn sign(&self, selections: &[Selection], picks: &[Vec<(usize, usize)>], message: &str, context: &Int, nonce: &Int, stamp: Option<&dyn Fn(&SignedMessage) -> Timestamp>, rng: &mut dyn RngCore) -> Result<SignedMessage> {
+    pub fn sign(
+        &self,
+        selections: &[Selection],
+        picks: &[Vec<(usize, usize)>],
+        message: &str,
+        context: &Int,
+        nonce: &Int,
+        stamp: Option<&dyn Fn(&SignedMessage) -> Timestamp>,
+        rng: &mut dyn RngCore,
+    ) -> Result<SignedMessage> {
         let sk_rand = Self::sk_randomizer(rng);
         let commitments = selections
             .iter()
@@ -200,7 +261,16 @@ impl Wallet {
     /// disclosures in the same proof list. Returns the `/commitments` body and what
     /// [`Wallet::finish_issuance`] needs.
     #[allow(clippy::too_many_arguments)]
-    pub fn start_issuance(&self, conf: &Configuration, requests: &[CredentialRequest], selections: &[Selection], picks: &[Vec<(usize, usize)>], context: &Int, nonce: &Int, rng: &mut dyn RngCore) -> Result<(IssueCommitmentMessage, PendingIssuance)> {
+    pub fn start_issuance(
+        &self,
+        conf: &Configuration,
+        requests: &[CredentialRequest],
+        selections: &[Selection],
+        picks: &[Vec<(usize, usize)>],
+        context: &Int,
+        nonce: &Int,
+        rng: &mut dyn RngCore,
+    ) -> Result<(IssueCommitmentMessage, PendingIssuance)> {
         let sk_rand = Self::sk_randomizer(rng);
         let mut commitments = selections
             .iter()
@@ -209,7 +279,9 @@ impl Wallet {
         let mut pending = Vec::new();
         for cr in requests {
             let ct = conf.credential_type(&cr.credential_type)?;
-            let counter = cr.key_counter.ok_or_else(|| Error::InvalidRequest("no key counter".into()))?;
+            let counter = cr
+                .key_counter
+                .ok_or_else(|| Error::InvalidRequest("no key counter".into()))?;
             let pk = conf.public_key(&ct.issuer_id(), counter)?;
             let p = pk.params;
             let v_prime = random_bits(rng, p.lv_prime);
@@ -229,7 +301,10 @@ impl Wallet {
             }
             let u = pk.n.multi_exp(&bases, &exps);
             let v_tilde = random_bits(rng, p.lv_prime_commit);
-            let blind_tilde: BTreeMap<u32, Int> = blind.keys().map(|&i| (i, random_bits(rng, p.lm_commit))).collect();
+            let blind_tilde: BTreeMap<u32, Int> = blind
+                .keys()
+                .map(|&i| (i, random_bits(rng, p.lm_commit)))
+                .collect();
             let mut bases: Vec<&Int> = vec![&pk.s, &pk.r[0]];
             let mut exps: Vec<&Int> = vec![&v_tilde, &sk_rand];
             for (i, t) in &blind_tilde {
@@ -253,8 +328,16 @@ impl Wallet {
                     m_user_responses: (!m_user_responses.is_empty()).then_some(m_user_responses),
                 })
             };
-            commitments.push(Commitment { contribution: [u, u_tilde], finish: Box::new(finish) });
-            pending.push(PendingCredential { request: cr.clone(), pk, v_prime, blind });
+            commitments.push(Commitment {
+                contribution: [u, u_tilde],
+                finish: Box::new(finish),
+            });
+            pending.push(PendingCredential {
+                request: cr.clone(),
+                pk,
+                v_prime,
+                blind,
+            });
         }
         let proofs = Self::prove(&commitments, context, nonce, false);
         let n2 = random_bits(rng, NONCE_BITS);
@@ -264,11 +347,24 @@ impl Wallet {
             indices: (!picks.is_empty()).then(|| to_indices(picks)),
             proof_p_jwts: None,
         };
-        Ok((msg, PendingIssuance { n2, context: context.clone(), credentials: pending }))
+        Ok((
+            msg,
+            PendingIssuance {
+                n2,
+                context: context.clone(),
+                credentials: pending,
+            },
+        ))
     }
 
     /// Checks the issuer's answer (ProofS and the CL relation) and stores the credentials.
-    pub fn finish_issuance(&mut self, conf: &Configuration, pending: PendingIssuance, sigs: &[IssueSignatureMessage], now: i64) -> Result<()> {
+    pub fn finish_issuance(
+        &mut self,
+        conf: &Configuration,
+        pending: PendingIssuance,
+        sigs: &[IssueSignatureMessage],
+        now: i64,
+    ) -> Result<()> {
         if sigs.len() != pending.credentials.len() {
             return Err(Error::Malformed("wrong number of signatures".into()));
         }
@@ -276,11 +372,19 @@ impl Wallet {
         for (pc, sig) in pending.credentials.into_iter().zip(sigs) {
             let ct = conf.credential_type(&pc.request.credential_type)?;
             let s = &sig.signature;
-            if !sig.proof.verify(&pc.pk, &s.a, &s.e, &pending.context, &pending.n2) {
+            if !sig
+                .proof
+                .verify(&pc.pk, &s.a, &s.e, &pending.context, &pending.n2)
+            {
                 return Err(Error::Malformed("issuer's ProofS does not verify".into()));
             }
             let mut m: Vec<Int> = Vec::new();
-            for (i, v) in pc.request.attribute_values(ct, now)?.into_iter().enumerate() {
+            for (i, v) in pc
+                .request
+                .attribute_values(ct, now)?
+                .into_iter()
+                .enumerate()
+            {
                 m.push(match v {
                     Some(x) if i == 0 => {
                         debug_assert!(x.is_zero());
@@ -332,6 +436,10 @@ struct PendingCredential {
 fn to_indices(picks: &[Vec<(usize, usize)>]) -> Vec<Vec<AttributeIndex>> {
     picks
         .iter()
-        .map(|con| con.iter().map(|&(cred, attr)| AttributeIndex { cred, attr }).collect())
+        .map(|con| {
+            con.iter()
+                .map(|&(cred, attr)| AttributeIndex { cred, attr })
+                .collect()
+        })
         .collect()
 }

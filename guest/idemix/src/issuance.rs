@@ -25,13 +25,21 @@ pub const DEFAULT_VALIDITY: i64 = 183 * 24 * 3600;
 pub struct CredentialRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<i64>,
-    #[serde(rename = "keyCounter", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "keyCounter",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub key_counter: Option<u32>,
     #[serde(rename = "credential")]
     pub credential_type: String,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
-    #[serde(rename = "randomblindIDs", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "randomblindIDs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub random_blind_ids: Option<Vec<String>>,
 }
 
@@ -45,19 +53,29 @@ impl CredentialRequest {
             return Err(Error::Unsupported(format!("{} supports revocation", ct.id)));
         }
         if conf.keyshare_group(&ct.issuer_id()) != "." {
-            return Err(Error::Unsupported(format!("{} is in a keyshare scheme", ct.id)));
+            return Err(Error::Unsupported(format!(
+                "{} is in a keyshare scheme",
+                ct.id
+            )));
         }
         for name in self.attributes.keys() {
             match ct.attributes.iter().find(|a| a.id == *name) {
                 None => return bad(format!("{} has no attribute {name}", ct.id)),
                 Some(a) if a.random_blind || a.revocation => {
-                    return bad(format!("attribute {name} of {} cannot be given a value", ct.id));
+                    return bad(format!(
+                        "attribute {name} of {} cannot be given a value",
+                        ct.id
+                    ));
                 }
                 Some(_) => {}
             }
         }
         for a in &ct.attributes {
-            if !a.optional && !a.random_blind && !a.revocation && !self.attributes.contains_key(&a.id) {
+            if !a.optional
+                && !a.random_blind
+                && !a.revocation
+                && !self.attributes.contains_key(&a.id)
+            {
                 return bad(format!("attribute {} of {} is missing", a.id, ct.id));
             }
         }
@@ -74,7 +92,12 @@ impl CredentialRequest {
             return bad("key counter is not the latest".into());
         }
         self.key_counter = Some(sk.counter);
-        let blind: Vec<String> = ct.attributes.iter().filter(|a| a.random_blind).map(|a| a.id.clone()).collect();
+        let blind: Vec<String> = ct
+            .attributes
+            .iter()
+            .filter(|a| a.random_blind)
+            .map(|a| a.id.clone())
+            .collect();
         self.random_blind_ids = (!blind.is_empty()).then_some(blind);
         Metadata::issue(now, validity, sk.counter, &ct.id)
             .map(|_| ())
@@ -84,8 +107,12 @@ impl CredentialRequest {
     /// The attribute exponents to sign: `m[0] = 0` (the secret key, unknown to the issuer),
     /// `m[1]` the metadata, then the encoded values; `None` marks random-blind positions.
     pub fn attribute_values(&self, ct: &CredentialType, now: i64) -> Result<Vec<Option<Int>>> {
-        let counter = self.key_counter.ok_or_else(|| Error::InvalidRequest("no key counter".into()))?;
-        let validity = self.validity.ok_or_else(|| Error::InvalidRequest("no validity".into()))?;
+        let counter = self
+            .key_counter
+            .ok_or_else(|| Error::InvalidRequest("no key counter".into()))?;
+        let validity = self
+            .validity
+            .ok_or_else(|| Error::InvalidRequest("no validity".into()))?;
         let meta = Metadata::issue(now, validity, counter, &ct.id)
             .ok_or_else(|| Error::InvalidRequest("validity out of range".into()))?;
         let mut m = vec![Some(Int::ZERO), Some(meta.to_int())];
@@ -110,7 +137,11 @@ pub struct IssueCommitmentMessage {
     pub combined_proofs: Vec<Proof>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub indices: Option<Vec<Vec<AttributeIndex>>>,
-    #[serde(rename = "proofPJwts", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "proofPJwts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proof_p_jwts: Option<BTreeMap<String, String>>,
 }
 
@@ -145,7 +176,12 @@ pub struct IssuanceRequest<'a> {
 
 /// Verifies the commitments and any disclosures together (one challenge), then judges the
 /// disclosures against the request. Errors are `MALFORMED_INPUT` cases (idemix.md §6.3).
-pub fn verify_commitments(conf: &Configuration, msg: &IssueCommitmentMessage, req: &IssuanceRequest, now: i64) -> Result<Verdict> {
+pub fn verify_commitments(
+    conf: &Configuration,
+    msg: &IssueCommitmentMessage,
+    req: &IssuanceRequest,
+    now: i64,
+) -> Result<Verdict> {
     let proofs = &msg.combined_proofs;
     let disclose_count = proofs
         .len()
@@ -172,10 +208,18 @@ pub fn verify_commitments(conf: &Configuration, msg: &IssueCommitmentMessage, re
             return Err(Error::Malformed("expected a commitment proof".into()));
         }
         let ct = conf.credential_type(&cr.credential_type)?;
-        let counter = cr.key_counter.ok_or_else(|| Error::InvalidRequest("no key counter".into()))?;
-        keys.push(conf.public_key(&ct.issuer_id(), counter).map_err(|e| Error::Malformed(e.to_string()))?);
+        let counter = cr
+            .key_counter
+            .ok_or_else(|| Error::InvalidRequest("no key counter".into()))?;
+        keys.push(
+            conf.public_key(&ct.issuer_id(), counter)
+                .map_err(|e| Error::Malformed(e.to_string()))?,
+        );
     }
-    let groups: Vec<String> = keys.iter().map(|k| conf.keyshare_group(&k.issuer)).collect();
+    let groups: Vec<String> = keys
+        .iter()
+        .map(|k| conf.keyshare_group(&k.issuer))
+        .collect();
     if groups.iter().any(|g| g != ".") {
         return Err(Error::Unsupported("keyshare proofs".into()));
     }
@@ -183,7 +227,11 @@ pub fn verify_commitments(conf: &Configuration, msg: &IssueCommitmentMessage, re
         .iter()
         .zip(&keys)
         .zip(&groups)
-        .map(|((proof, pk), g)| KeyedProof { proof, pk, group: g })
+        .map(|((proof, pk), g)| KeyedProof {
+            proof,
+            pk,
+            group: g,
+        })
         .collect();
     if !verify_proof_list(&keyed, req.context, req.nonce, false) {
         return Ok(Verdict::invalid(ProofStatus::Invalid));
@@ -201,13 +249,24 @@ pub fn verify_commitments(conf: &Configuration, msg: &IssueCommitmentMessage, re
 }
 
 /// Signs credential `cr` on the commitment `u` (from its ProofU), with ProofS bound to `n2`.
-pub fn sign(conf: &Configuration, cr: &CredentialRequest, u: &Int, n2: &Int, now: i64, rng: &mut dyn RngCore) -> Result<IssueSignatureMessage> {
+pub fn sign(
+    conf: &Configuration,
+    cr: &CredentialRequest,
+    u: &Int,
+    n2: &Int,
+    now: i64,
+    rng: &mut dyn RngCore,
+) -> Result<IssueSignatureMessage> {
     let ct = conf.credential_type(&cr.credential_type)?;
-    let counter = cr.key_counter.ok_or_else(|| Error::InvalidRequest("no key counter".into()))?;
+    let counter = cr
+        .key_counter
+        .ok_or_else(|| Error::InvalidRequest("no key counter".into()))?;
     let pk = conf.public_key(&ct.issuer_id(), counter)?;
     let sk = conf.latest_private_key(&ct.issuer_id())?;
     if sk.counter != counter {
-        return Err(Error::InvalidRequest("key counter is not the latest".into()));
+        return Err(Error::InvalidRequest(
+            "key counter is not the latest".into(),
+        ));
     }
     let values = cr.attribute_values(ct, now)?;
     let mut m_issuer = BTreeMap::new();
@@ -223,7 +282,10 @@ pub fn sign(conf: &Configuration, cr: &CredentialRequest, u: &Int, n2: &Int, now
         })
         .collect();
     if m.len() > pk.r.len() {
-        return Err(Error::InvalidRequest(format!("{} has more attributes than its key has bases", ct.id)));
+        return Err(Error::InvalidRequest(format!(
+            "{} has more attributes than its key has bases",
+            ct.id
+        )));
     }
     let (signature, proof) = sign_commitment(&pk, &sk, &m, u, n2, rng)?;
     Ok(IssueSignatureMessage {
@@ -236,7 +298,14 @@ pub fn sign(conf: &Configuration, cr: &CredentialRequest, u: &Int, n2: &Int, now
 /// The CL signature on `U · Π R[i]^m_i` and its ProofS (gabi's `signMessageBlockAndCommitment`
 /// and `proveSignature`). `A = Q^d` is computed by RSA-CRT and checked (`A^e = Q`) before
 /// anything is returned.
-pub fn sign_commitment(pk: &PublicKey, sk: &PrivateKey, m: &[Int], u: &Int, n2: &Int, rng: &mut dyn RngCore) -> Result<(ClSignature, ProofS)> {
+pub fn sign_commitment(
+    pk: &PublicKey,
+    sk: &PrivateKey,
+    m: &[Int],
+    u: &Int,
+    n2: &Int,
+    rng: &mut dyn RngCore,
+) -> Result<(ClSignature, ProofS)> {
     let fail = |m: &str| Error::IssuanceFailed(m.into());
     let p = pk.params;
     let n = &pk.n;
@@ -251,7 +320,11 @@ pub fn sign_commitment(pk: &PublicKey, sk: &PrivateKey, m: &[Int], u: &Int, n2: 
     }
     let refs: Vec<&Int> = exps.iter().collect();
     let denom = n.multi_exp(&bases, &refs);
-    let q = n.mul(&pk.z, &n.inv(&denom).ok_or_else(|| fail("commitment not invertible"))?);
+    let q = n.mul(
+        &pk.z,
+        &n.inv(&denom)
+            .ok_or_else(|| fail("commitment not invertible"))?,
+    );
     let order = Modulus::new(sk.order.clone()).ok_or_else(|| fail("bad key order"))?;
     let d = order.inv(&e).ok_or_else(|| fail("e not invertible"))?;
     let a = sk.pow_crt(&q, &d);
@@ -270,8 +343,16 @@ pub fn sign_commitment(pk: &PublicKey, sk: &PrivateKey, m: &[Int], u: &Int, n2: 
     let cd = (&c * &d) % &sk.order;
     let e_response = (r + &sk.order - cd) % &sk.order;
     Ok((
-        ClSignature { a: Big(a), e: Big(e), v: Big(v2), keyshare_p: None },
-        ProofS { c: Big(c), e_response: Big(e_response) },
+        ClSignature {
+            a: Big(a),
+            e: Big(e),
+            v: Big(v2),
+            keyshare_p: None,
+        },
+        ProofS {
+            c: Big(c),
+            e_response: Big(e_response),
+        },
     ))
 }
 

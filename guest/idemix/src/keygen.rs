@@ -10,7 +10,9 @@ use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::{EncodePublicKey, LineEnding};
 use rand_core::{CryptoRng, RngCore};
 
-use crate::bigint::{Int, Modulus, gcd, has_small_factor, is_probable_prime, random_below, random_bits};
+use crate::bigint::{
+    Int, Modulus, gcd, has_small_factor, is_probable_prime, random_below, random_bits,
+};
 use crate::error::{Result, config};
 use crate::hash::sha256;
 use crate::keys::{PrivateKey, PublicKey};
@@ -37,7 +39,14 @@ pub fn safe_prime(bits: usize, rng: &mut dyn RngCore) -> Int {
 }
 
 /// A fresh issuer key pair with `bases` bases `R[0..bases)`.
-pub fn key_pair(issuer: &str, counter: u32, bits: usize, bases: usize, expiry: i64, rng: &mut dyn RngCore) -> Result<(PublicKey, PrivateKey)> {
+pub fn key_pair(
+    issuer: &str,
+    counter: u32,
+    bits: usize,
+    bases: usize,
+    expiry: i64,
+    rng: &mut dyn RngCore,
+) -> Result<(PublicKey, PrivateKey)> {
     let (p, q) = loop {
         let p = safe_prime(bits / 2, rng);
         let q = safe_prime(bits / 2, rng);
@@ -88,7 +97,14 @@ pub struct IssuerSpec<'a> {
 /// Writes a signed scheme folder `dir/<scheme>` (descriptions, public keys, `timestamp`,
 /// `index`, `index.sig`, `pk.pem`) and the private keys into `privkeys_dir` as
 /// `<scheme>.<issuer>.<counter>.xml`. The scheme signing key is returned, not written.
-pub fn write_scheme<R: RngCore + CryptoRng>(dir: &Path, privkeys_dir: &Path, scheme: &str, timestamp: i64, issuers: &[IssuerSpec], rng: &mut R) -> Result<SigningKey> {
+pub fn write_scheme<R: RngCore + CryptoRng>(
+    dir: &Path,
+    privkeys_dir: &Path,
+    scheme: &str,
+    timestamp: i64,
+    issuers: &[IssuerSpec],
+    rng: &mut R,
+) -> Result<SigningKey> {
     let root = dir.join(scheme);
     let mut files: Vec<(String, String)> = Vec::new();
     files.push((
@@ -109,10 +125,16 @@ pub fn write_scheme<R: RngCore + CryptoRng>(dir: &Path, privkeys_dir: &Path, sch
                 is.id, is.name, is.name
             ),
         ));
-        files.push((format!("{}/PublicKeys/{}.xml", is.id, is.public_key.counter), is.public_key.to_xml()));
+        files.push((
+            format!("{}/PublicKeys/{}.xml", is.id, is.public_key.counter),
+            is.public_key.to_xml(),
+        ));
         for c in is.credentials {
             if c.attributes.len() + 2 > is.public_key.r.len() {
-                return Err(config(format!("{} has more attributes than the key has bases", c.id)));
+                return Err(config(format!(
+                    "{} has more attributes than the key has bases",
+                    c.id
+                )));
             }
             let mut x = format!(
                 "<IssueSpecification version=\"4\">\n\t<Name>\n\t\t<en>{0}</en>\n\t\t<nl>{0}</nl>\n\t</Name>\n\t\
@@ -159,4 +181,77 @@ pub fn write_scheme<R: RngCore + CryptoRng>(dir: &Path, privkeys_dir: &Path, sch
 
 fn io(e: std::io::Error) -> crate::Error {
     config(e.to_string())
+}
+
+/// The project's own demo scheme: what `just run` serves and the benchmarks use.
+pub const DEMO_SCHEME: &str = "stateless-demo";
+
+/// Writes the demo scheme with fresh keys: issuer `University` (1024-bit key, like irma-demo)
+/// issuing `studentCard`, and issuer `Government` (2048-bit key, like the production scheme)
+/// issuing `person`; six attributes each. Keys expire at `expiry`.
+pub fn write_demo_scheme<R: RngCore + CryptoRng>(
+    dir: &Path,
+    privkeys_dir: &Path,
+    now: i64,
+    expiry: i64,
+    rng: &mut R,
+) -> Result<()> {
+    let (upk, usk) = key_pair(
+        &format!("{DEMO_SCHEME}.University"),
+        0,
+        1024,
+        12,
+        expiry,
+        rng,
+    )?;
+    let (gpk, gsk) = key_pair(
+        &format!("{DEMO_SCHEME}.Government"),
+        0,
+        2048,
+        12,
+        expiry,
+        rng,
+    )?;
+    let student = [
+        ("university", false),
+        ("studentCardNumber", false),
+        ("studentID", false),
+        ("level", false),
+        ("email", true),
+        ("faculty", true),
+    ];
+    let person = [
+        ("firstname", false),
+        ("prefix", true),
+        ("familyname", false),
+        ("dateofbirth", false),
+        ("over18", false),
+        ("bsn", false),
+    ];
+    let issuers = [
+        IssuerSpec {
+            id: "University",
+            name: "Demo University",
+            public_key: &upk,
+            private_key: &usk,
+            credentials: &[CredentialSpec {
+                id: "studentCard",
+                name: "Demo student card",
+                attributes: &student,
+            }],
+        },
+        IssuerSpec {
+            id: "Government",
+            name: "Demo Government",
+            public_key: &gpk,
+            private_key: &gsk,
+            credentials: &[CredentialSpec {
+                id: "person",
+                name: "Demo personal data",
+                attributes: &person,
+            }],
+        },
+    ];
+    write_scheme(dir, privkeys_dir, DEMO_SCHEME, now, &issuers, rng)?;
+    Ok(())
 }

@@ -36,10 +36,18 @@ impl PublicKey {
         r: Vec<Int>,
     ) -> Result<PublicKey> {
         let bits = bit_len(&n);
-        let params =
-            params::for_modulus_bits(bits).ok_or(crate::Error::UnknownKeyLength(bits))?;
+        let params = params::for_modulus_bits(bits).ok_or(crate::Error::UnknownKeyLength(bits))?;
         let n = Modulus::new(n).ok_or_else(|| config("public key modulus is even"))?;
-        Ok(PublicKey { issuer: issuer.to_owned(), counter, expiry, n, z, s, r, params })
+        Ok(PublicKey {
+            issuer: issuer.to_owned(),
+            counter,
+            expiry,
+            n,
+            z,
+            s,
+            r,
+            params,
+        })
     }
 
     /// Parses `IssuerPublicKey` XML. Elements are matched by name in any order, unknown ones
@@ -62,7 +70,9 @@ impl PublicKey {
         let mut found: Vec<(usize, Int)> = Vec::new();
         for b in bases.children().filter(|c| c.is_element()) {
             let name = b.tag_name().name();
-            let Some(idx) = name.strip_prefix("Base_").and_then(|i| i.parse::<usize>().ok())
+            let Some(idx) = name
+                .strip_prefix("Base_")
+                .and_then(|i| i.parse::<usize>().ok())
             else {
                 continue;
             };
@@ -71,7 +81,9 @@ impl PublicKey {
         found.sort_by_key(|(i, _)| *i);
         found.truncate(num);
         if found.len() != num || found.iter().enumerate().any(|(i, (j, _))| i != *j) {
-            return Err(config(format!("public key of {issuer} lacks some of its {num} bases")));
+            return Err(config(format!(
+                "public key of {issuer} lacks some of its {num} bases"
+            )));
         }
         let r = found.into_iter().map(|(_, v)| v).collect();
         PublicKey::new(issuer, counter, expiry, n, z, s, r)
@@ -123,7 +135,12 @@ pub struct PrivateKey {
 impl std::fmt::Debug for PrivateKey {
     // Never print the factors.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PrivateKey(counter {}, {} bits)", self.counter, bit_len(&(&self.p * &self.q)))
+        write!(
+            f,
+            "PrivateKey(counter {}, {} bits)",
+            self.counter,
+            bit_len(&(&self.p * &self.q))
+        )
     }
 }
 
@@ -141,7 +158,18 @@ impl PrivateKey {
             .inv(&(&q % &p))
             .ok_or_else(|| config("p and q are not coprime"))?;
         let order = &p_prime * &q_prime;
-        Ok(PrivateKey { counter, expiry, p, q, p_prime, q_prime, order, p_mod, q_mod, q_inv_p })
+        Ok(PrivateKey {
+            counter,
+            expiry,
+            p,
+            q,
+            p_prime,
+            q_prime,
+            order,
+            p_mod,
+            q_mod,
+            q_inv_p,
+        })
     }
 
     pub fn n(&self) -> Int {

@@ -66,9 +66,13 @@ impl<'de> Deserialize<'de> for Proof {
         let v = serde_json::Value::deserialize(d)?;
         let has = |k: &str| v.get(k).is_some_and(|x| !x.is_null());
         if has("A") {
-            serde_json::from_value(v).map(Proof::D).map_err(D::Error::custom)
+            serde_json::from_value(v)
+                .map(Proof::D)
+                .map_err(D::Error::custom)
         } else if has("U") {
-            serde_json::from_value(v).map(Proof::U).map_err(D::Error::custom)
+            serde_json::from_value(v)
+                .map(Proof::U)
+                .map_err(D::Error::custom)
         } else {
             Err(D::Error::custom("proof is neither a ProofD nor a ProofU"))
         }
@@ -166,7 +170,10 @@ impl ProofD {
     fn verify_with_challenge(&self, pk: &PublicKey, c: &Int) -> bool {
         let p = pk.params;
         self.c.0 == *c
-            && self.a_responses.values().all(|v| bit_len(v) <= p.lm_commit + 1)
+            && self
+                .a_responses
+                .values()
+                .all(|v| bit_len(v) <= p.lm_commit + 1)
             && bit_len(&self.e_response) <= p.le_commit + 1
     }
 }
@@ -217,12 +224,17 @@ pub fn verify_proof_list(proofs: &[KeyedProof], context: &Int, nonce: &Int, issi
     contribs.push(nonce.clone());
     let refs: Vec<&Int> = contribs.iter().collect();
     let c = hash_commit(&refs, issig);
-    if !proofs.iter().all(|kp| kp.proof.verify_with_challenge(kp.pk, &c)) {
+    if !proofs
+        .iter()
+        .all(|kp| kp.proof.verify_with_challenge(kp.pk, &c))
+    {
         return false;
     }
     let mut sk_by_group: BTreeMap<&str, &Int> = BTreeMap::new();
     for kp in proofs {
-        let Some(s) = kp.proof.secret_key_response() else { return false };
+        let Some(s) = kp.proof.secret_key_response() else {
+            return false;
+        };
         if *sk_by_group.entry(kp.group).or_insert(s) != s {
             return false;
         }

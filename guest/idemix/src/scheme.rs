@@ -89,7 +89,9 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { verify_signatures: true }
+        LoadOptions {
+            verify_signatures: true,
+        }
     }
 }
 
@@ -147,10 +149,17 @@ impl Configuration {
             xml::expect_name(xml::parse(&idesc)?.root_element(), "Issuer")?;
             for cred in sorted_dirs(&issuer_dir.join("Issues")) {
                 let cred_name = file_name(&cred)?;
-                let text = files.read_text(&format!("{issuer}/Issues/{cred_name}/description.xml"))?;
+                let text =
+                    files.read_text(&format!("{issuer}/Issues/{cred_name}/description.xml"))?;
                 let ct = parse_credential_type(&text)?;
-                if ct.scheme != id || ct.issuer != issuer || ct.id != format!("{issuer_id}.{cred_name}") {
-                    return Err(config(format!("credential type {} in folder {issuer_id}.{cred_name}", ct.id)));
+                if ct.scheme != id
+                    || ct.issuer != issuer
+                    || ct.id != format!("{issuer_id}.{cred_name}")
+                {
+                    return Err(config(format!(
+                        "credential type {} in folder {issuer_id}.{cred_name}",
+                        ct.id
+                    )));
                 }
                 self.add_credential_type(ct);
             }
@@ -182,7 +191,9 @@ impl Configuration {
         files.sort();
         for path in files {
             let name = file_name(&path)?;
-            let Some(stem) = name.strip_suffix(".xml") else { continue };
+            let Some(stem) = name.strip_suffix(".xml") else {
+                continue;
+            };
             let parts: Vec<&str> = stem.split('.').collect();
             let (issuer, counter) = match parts.as_slice() {
                 [s, i] => (format!("{s}.{i}"), None),
@@ -216,7 +227,10 @@ impl Configuration {
     pub fn add_private_key(&mut self, issuer: &str, sk: PrivateKey) -> Result<()> {
         let pk = self.public_key(issuer, sk.counter)?;
         if *pk.n.value() != sk.n() {
-            return Err(config(format!("private key {issuer}-{} does not match its public key", sk.counter)));
+            return Err(config(format!(
+                "private key {issuer}-{} does not match its public key",
+                sk.counter
+            )));
         }
         self.private_keys
             .entry(issuer.to_owned())
@@ -234,7 +248,10 @@ impl Configuration {
             .get(issuer)
             .and_then(|m| m.get(&counter))
             .cloned()
-            .ok_or_else(|| Error::UnknownPublicKey { issuer: issuer.to_owned(), counter })
+            .ok_or_else(|| Error::UnknownPublicKey {
+                issuer: issuer.to_owned(),
+                counter,
+            })
     }
 
     /// The private key the server issues with: the highest counter of the issuer.
@@ -279,8 +296,14 @@ pub fn parse_credential_type(text: &str) -> Result<CredentialType> {
     let cred = xml::child_text(root, "CredentialID")?;
     let mut attributes = Vec::new();
     if let Some(list) = xml::find(root, "Attributes") {
-        for a in list.children().filter(|c| c.is_element() && c.tag_name().name() == "Attribute") {
-            let flag = |n: &str| a.attribute(n).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        for a in list
+            .children()
+            .filter(|c| c.is_element() && c.tag_name().name() == "Attribute")
+        {
+            let flag = |n: &str| {
+                a.attribute(n)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            };
             attributes.push(AttributeType {
                 id: a.attribute("id").unwrap_or("").to_owned(),
                 optional: flag("optional"),
@@ -339,7 +362,8 @@ impl<'a> SchemeFiles<'a> {
 
 /// Checks `index.sig` (DER ECDSA P-256 over SHA-256 of `index`) with the PKIX key in `pk.pem`.
 pub fn verify_index_signature(index: &[u8], sig_der: &[u8], pk_pem: &str) -> Result<()> {
-    let key = VerifyingKey::from_public_key_pem(pk_pem).map_err(|e| config(format!("pk.pem: {e}")))?;
+    let key =
+        VerifyingKey::from_public_key_pem(pk_pem).map_err(|e| config(format!("pk.pem: {e}")))?;
     let sig = Signature::from_der(sig_der).map_err(|e| config(format!("index.sig: {e}")))?;
     key.verify(index, &sig)
         .map_err(|_| config("index.sig does not verify against pk.pem"))

@@ -10,7 +10,9 @@ use crate::bigint::Int;
 use crate::bigjson::Big;
 use crate::disclosure::{self, AttributeIndex, Check, ConDisCon, ProofStatus, Verdict};
 use crate::error::Result;
-use crate::hash::{integer_sequence, push_integer, push_octet_string, sequence, sha256, signature_nonce};
+use crate::hash::{
+    integer_sequence, push_integer, push_octet_string, sequence, sha256, signature_nonce,
+};
 use crate::proofs::{Proof, exponent_of_attribute};
 use crate::scheme::Configuration;
 
@@ -22,7 +24,9 @@ mod b64bytes {
     pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(b))
     }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         STANDARD.decode(s).map_err(serde::de::Error::custom)
     }
@@ -71,7 +75,11 @@ pub struct SignedMessage {
 impl SignedMessage {
     /// The nonce the proofs are made against: derived from session nonce, message and timestamp.
     pub fn derived_nonce(&self) -> Int {
-        signature_nonce(&self.nonce, &self.message, self.timestamp.as_ref().map(|t| t.sig.data.as_slice()))
+        signature_nonce(
+            &self.nonce,
+            &self.message,
+            self.timestamp.as_ref().map(|t| t.sig.data.as_slice()),
+        )
     }
 
     fn version(&self) -> u8 {
@@ -96,7 +104,13 @@ pub struct TimestampPolicy {
 }
 
 /// Verifies a signed message against the request it answers (`SignedMessage.Verify`).
-pub fn verify(conf: &Configuration, sm: &SignedMessage, req: &SignatureRequest, policy: &TimestampPolicy, now: i64) -> Result<Verdict> {
+pub fn verify(
+    conf: &Configuration,
+    sm: &SignedMessage,
+    req: &SignatureRequest,
+    policy: &TimestampPolicy,
+    now: i64,
+) -> Result<Verdict> {
     if sm.signature.is_empty() {
         return Ok(Verdict::invalid(ProofStatus::Invalid));
     }
@@ -108,7 +122,11 @@ pub fn verify(conf: &Configuration, sm: &SignedMessage, req: &SignatureRequest, 
         match verify_timestamp(conf, sm, ts)? {
             false => return Ok(Verdict::invalid(ProofStatus::InvalidTimestamp)),
             // Only a timestamp from a key we trust tells the signing time; else judge at now.
-            true if policy.trusted_keys.iter().any(|k| k[..] == ts.sig.public_key[..]) => {
+            true if policy
+                .trusted_keys
+                .iter()
+                .any(|k| k[..] == ts.sig.public_key[..]) =>
+            {
                 valid_at = ts.time
             }
             true => {}
@@ -132,11 +150,20 @@ pub fn timestamp_nonce(conf: &Configuration, sm: &SignedMessage) -> Result<Optio
     let mut sigs = Vec::new();
     let mut disclosed = Vec::new();
     for proof in &sm.signature {
-        let Some(p) = proof.as_d() else { return Ok(None) };
-        let Some(r) = disclosure::resolve(conf, p)? else { return Ok(None) };
+        let Some(p) = proof.as_d() else {
+            return Ok(None);
+        };
+        let Some(r) = disclosure::resolve(conf, p)? else {
+            return Ok(None);
+        };
         let n = r.credential_type.attributes.len() + 2;
         let vals: Vec<Int> = (0..n as u32)
-            .map(|j| p.a_disclosed.get(&j).map(|b| b.0.clone()).unwrap_or(Int::ZERO))
+            .map(|j| {
+                p.a_disclosed
+                    .get(&j)
+                    .map(|b| b.0.clone())
+                    .unwrap_or(Int::ZERO)
+            })
             .collect();
         if sm.version() == 1 {
             disclosed.extend(integer_sequence(&vals));
@@ -144,7 +171,10 @@ pub fn timestamp_nonce(conf: &Configuration, sm: &SignedMessage) -> Result<Optio
             if n > r.pk.r.len() {
                 return Ok(None);
             }
-            let exps: Vec<Int> = vals.iter().map(|v| exponent_of_attribute(v, r.pk.params.lm)).collect();
+            let exps: Vec<Int> = vals
+                .iter()
+                .map(|v| exponent_of_attribute(v, r.pk.params.lm))
+                .collect();
             let bases: Vec<&Int> = r.pk.r[..n].iter().collect();
             let refs: Vec<&Int> = exps.iter().collect();
             push_integer(&mut disclosed, &r.pk.n.multi_exp(&bases, &refs));
@@ -162,10 +192,18 @@ fn verify_timestamp(conf: &Configuration, sm: &SignedMessage, ts: &Timestamp) ->
     if ts.sig.alg != "ed25519" || ts.hashing.is_some() || ts.time < 0 {
         return Ok(false);
     }
-    let Some(nonce) = timestamp_nonce(conf, sm)? else { return Ok(false) };
-    let Ok(pk_bytes) = <[u8; 32]>::try_from(ts.sig.public_key.as_slice()) else { return Ok(false) };
-    let Ok(sig_bytes) = <[u8; 64]>::try_from(ts.sig.data.as_slice()) else { return Ok(false) };
-    let Ok(key) = VerifyingKey::from_bytes(&pk_bytes) else { return Ok(false) };
+    let Some(nonce) = timestamp_nonce(conf, sm)? else {
+        return Ok(false);
+    };
+    let Ok(pk_bytes) = <[u8; 32]>::try_from(ts.sig.public_key.as_slice()) else {
+        return Ok(false);
+    };
+    let Ok(sig_bytes) = <[u8; 64]>::try_from(ts.sig.data.as_slice()) else {
+        return Ok(false);
+    };
+    let Ok(key) = VerifyingKey::from_bytes(&pk_bytes) else {
+        return Ok(false);
+    };
     let mut msg = (ts.time as u64).to_be_bytes().to_vec();
     msg.extend_from_slice(&nonce);
     use ed25519_dalek::Verifier as _;

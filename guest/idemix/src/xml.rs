@@ -14,18 +14,20 @@ pub fn expect_name(node: Node, name: &str) -> Result<()> {
     if node.tag_name().name() == name {
         Ok(())
     } else {
-        Err(config(format!("expected <{name}>, found <{}>", node.tag_name().name())))
+        Err(config(format!(
+            "expected <{name}>, found <{}>",
+            node.tag_name().name()
+        )))
     }
 }
 
 pub fn find<'a, 'i>(node: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
-    node.children().find(|c| c.is_element() && c.tag_name().name() == name)
+    node.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
 }
 
 pub fn child<'a, 'i>(node: Node<'a, 'i>, name: &str) -> Result<Node<'a, 'i>> {
-    find(node, name).ok_or_else(|| {
-        config(format!("<{}> has no <{name}>", node.tag_name().name()))
-    })
+    find(node, name).ok_or_else(|| config(format!("<{}> has no <{name}>", node.tag_name().name())))
 }
 
 pub fn text<'a>(node: Node<'a, '_>) -> &'a str {
@@ -38,13 +40,17 @@ pub fn child_text<'a>(node: Node<'a, '_>, name: &str) -> Result<&'a str> {
 
 pub fn child_u64(node: Node, name: &str) -> Result<u64> {
     let t = child_text(node, name)?;
-    t.parse().map_err(|_| config(format!("<{name}> is not a number: {t:?}")))
+    t.parse()
+        .map_err(|_| config(format!("<{name}> is not a number: {t:?}")))
 }
 
 pub fn int_text(node: Node) -> Result<Int> {
     let t = text(node);
     if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(config(format!("<{}> is not a decimal integer", node.tag_name().name())));
+        return Err(config(format!(
+            "<{}> is not a decimal integer",
+            node.tag_name().name()
+        )));
     }
     t.parse().map_err(|_| config("bad decimal integer"))
 }
