@@ -66,8 +66,9 @@ pub fn gcd(a: &Int, b: &Int) -> Int {
     a.gcd(b)
 }
 
-/// Computes `Π bases[i]^exps[i] mod n` for an odd modulus. The hook exists so that a guest can
-/// hand this, the dominant cost of every proof, to the host's native code.
+/// Computes `Π bases[i]^exps[i] mod n` for an odd modulus (a single base is a plain modular
+/// exponentiation). The hook exists so that a guest can hand this, the dominant cost of every
+/// proof and signature, to the host's native code.
 pub trait MultiExp: Send + Sync {
     fn multi_exp(&self, modulus: &Int, bases: &[&Int], exps: &[&Int]) -> Int;
 }
@@ -131,8 +132,16 @@ impl Modulus {
         (a * b) % &self.n
     }
 
-    /// `base^exp mod n`.
+    /// `base^exp mod n`, through the installed backend (native by default).
     pub fn pow(&self, base: &Int, exp: &Int) -> Int {
+        match BACKEND.get() {
+            Some(backend) => backend.multi_exp(&self.n, &[base], &[exp]),
+            None => self.pow_local(base, exp),
+        }
+    }
+
+    /// `base^exp mod n` in this process.
+    pub fn pow_local(&self, base: &Int, exp: &Int) -> Int {
         self.ring.reduce(base.clone()).pow(exp).residue()
     }
 
@@ -201,32 +210,47 @@ impl Modulus {
     }
 }
 
-/// Small odd primes for trial division before Miller–Rabin.
-const SMALL_PRIMES: [u32; 53] = [
-    3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
-    101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167, 173, 179, 181, 191, 193,
-    197, 199, 211, 223, 227, 229, 233, 239, 241, 251,
-];
+/// Odd primes below 2048, for trial division before Miller–Rabin: a candidate for `e` or for a
+/// safe prime usually has a small factor, and a division is far cheaper than an exponentiation.
+fn small_primes() -> &'static [u32] {
+    static PRIMES: OnceLock<Vec<u32>> = OnceLock::new();
+    PRIMES.get_or_init(|| {
+        const LIMIT: usize = 2048;
+        let mut composite = vec![false; LIMIT];
+        let mut out = Vec::new();
+        for i in 2..LIMIT {
+            if !composite[i] {
+                if i > 2 {
+                    out.push(i as u32);
+                }
+                for j in (i * i..LIMIT).step_by(i) {
+                    composite[j] = true;
+                }
+            }
+        }
+        out
+    })
+}
 
-/// True when `n` has a prime factor below 256 (other than itself).
+/// True when `n` has a prime factor below 2048 (other than itself).
 pub fn has_small_factor(n: &Int) -> bool {
     if !n.bit(0) {
         return *n != Int::from(2u8);
     }
-    SMALL_PRIMES.iter().any(|&p| {
-        let p = Int::from(p);
-        n % &p == Int::ZERO && *n != p
-    })
+    small_primes()
+        .iter()
+        .any(|&p| n % p == 0 && *n != Int::from(p))
 }
 
-/// Miller–Rabin with `rounds` random bases, after trial division.
+/// Miller–Rabin with `rounds` random bases, after trial division. The exponentiations go
+/// through [`Modulus::pow`], so a host-native backend speeds up prime search too.
 pub fn is_probable_prime(n: &Int, rounds: usize, rng: &mut dyn RngCore) -> bool {
     if *n < Int::from(2u8) {
         return false;
     }
-    if *n <= Int::from(255u8) {
+    if *n < Int::from(2048u32) {
         let v: u32 = n.try_into().unwrap_or(0);
-        return v == 2 || SMALL_PRIMES.contains(&v);
+        return v == 2 || small_primes().contains(&v);
     }
     if has_small_factor(n) {
         return false;
@@ -234,22 +258,20 @@ pub fn is_probable_prime(n: &Int, rounds: usize, rng: &mut dyn RngCore) -> bool 
     let n_minus_1 = n - Int::ONE;
     let s = n_minus_1.trailing_zeros().unwrap_or(0);
     let d = &n_minus_1 >> s;
-    let ring = MontgomeryRepr::new(n.clone());
-    let one = ring.reduce(1u8);
-    let minus_one = ring.reduce(n_minus_1.clone());
+    let m = Modulus::new(n.clone()).expect("odd and above 2048");
     let three = Int::from(3u8);
     'rounds: for _ in 0..rounds {
         let a = random_below(rng, &(n - &three)) + Int::from(2u8); // in [2, n-2]
-        let mut x = ring.reduce(a).pow(&d);
-        if x == one || x == minus_one {
+        let mut x = m.pow(&a, &d);
+        if x == Int::ONE || x == n_minus_1 {
             continue;
         }
         for _ in 1..s {
-            x = x.sqr();
-            if x == minus_one {
+            x = m.mul(&x, &x);
+            if x == n_minus_1 {
                 continue 'rounds;
             }
-            if x == one {
+            if x == Int::ONE {
                 return false;
             }
         }
@@ -291,6 +313,8 @@ mod tests {
         assert!(is_probable_prime(&p, 20, &mut rng));
         assert!(!is_probable_prime(&(&p * &p), 20, &mut rng));
         assert!(is_probable_prime(&Int::from(251u8), 20, &mut rng));
+        assert!(is_probable_prime(&Int::from(2053u32), 20, &mut rng));
+        assert!(!is_probable_prime(&Int::from(2047u32), 20, &mut rng));
         assert!(!is_probable_prime(&Int::from(561u32), 20, &mut rng)); // Carmichael
         assert!(!is_probable_prime(&Int::ONE, 20, &mut rng));
     }

@@ -32,6 +32,8 @@ pub mod params;
 pub mod proofs;
 pub mod scheme;
 pub mod signature;
+#[cfg(feature = "workload")]
+pub mod workload;
 mod xml;
 
 pub use disclosure::{ConDisCon, ProofStatus, Verdict};
