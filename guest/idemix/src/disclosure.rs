@@ -241,7 +241,7 @@ pub(crate) fn judge(
         if ct.singleton && !singletons.insert(ct.id.as_str()) {
             return Ok(Verdict::invalid(ProofStatus::Invalid));
         }
-        if check.revocation.iter().any(|t| *t == ct.id) {
+        if check.revocation.contains(&ct.id) {
             // The request wants a non-revocation proof and this one has none.
             return Ok(Verdict::invalid(ProofStatus::Invalid));
         }

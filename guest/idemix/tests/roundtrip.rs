@@ -44,12 +44,15 @@ fn request(credential: &str, attributes: &[(&str, &str)]) -> CredentialRequest {
     }
 }
 
+/// Disclosures made in the issuance session: selections, index picks and the request.
+type Along<'a> = (&'a [Selection], &'a [Vec<(usize, usize)>], &'a ConDisCon);
+
 /// Runs an issuance session: the server prepares and checks, the wallet commits and stores.
 fn issue(
     conf: &Configuration,
     wallet: &mut Wallet,
     mut creds: Vec<CredentialRequest>,
-    disclose: (&[Selection], &[Vec<(usize, usize)>], &ConDisCon),
+    disclose: Along,
     rng: &mut ChaCha20Rng,
 ) -> ProofStatus {
     for c in &mut creds {
