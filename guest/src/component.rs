@@ -1,0 +1,242 @@
+//! WIT export glue: converts between the generated bindings and the crate's own types, and
+//! answers the crate's key and arithmetic needs with the host's imports. No logic lives here.
+
+use irma_idemix::bigint::{Int, MultiExp, from_be, to_be};
+use irma_idemix::keys::{PrivateKey, PublicKey};
+use irma_idemix::scheme::{AttributeType, CredentialType, Scheme};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::keys::KeySource;
+use crate::session::{self, Ctx};
+use crate::{
+    AppRequest, Config, ConnectRequest, Effect, Event, Outcome, Response, Started, Status,
+};
+
+wit_bindgen::generate!({ world: "irma-session", path: "../wit" });
+
+use exports::irma::session::session::Guest;
+use irma::session::{arith, keys, types as wit};
+
+struct Component;
+
+export!(Component);
+
+impl Guest for Component {
+    fn schemas_read() -> Vec<u32> {
+        crate::record::SCHEMAS_READ.to_vec()
+    }
+
+    fn schema_written() -> u32 {
+        crate::record::SCHEMA
+    }
+
+    fn start(
+        body: Vec<u8>,
+        requestor: String,
+        ctx: wit::Context,
+    ) -> Result<wit::Started, wit::Response> {
+        install_arith();
+        let config = config(&ctx.config);
+        let mut c = Ctx {
+            now_ms: ctx.now_ms,
+            rng: rng(&ctx.random),
+            config: &config,
+            keys: &HostKeys,
+        };
+        session::start(&body, &requestor, &mut c)
+            .map(started)
+            .map_err(response)
+    }
+
+    fn transition(record: Vec<u8>, event: wit::Event, ctx: wit::Context) -> wit::Outcome {
+        install_arith();
+        let config = config(&ctx.config);
+        let mut c = Ctx {
+            now_ms: ctx.now_ms,
+            rng: rng(&ctx.random),
+            config: &config,
+            keys: &HostKeys,
+        };
+        outcome(session::transition(&record, event_from(event), &mut c))
+    }
+}
+
+/// The host's native multi-exponentiation, installed on first use in this instance.
+struct HostArith;
+
+impl MultiExp for HostArith {
+    fn multi_exp(&self, modulus: &Int, bases: &[&Int], exps: &[&Int]) -> Int {
+        let bases: Vec<Vec<u8>> = bases.iter().map(|b| to_be(b)).collect();
+        let exps: Vec<Vec<u8>> = exps.iter().map(|e| to_be(e)).collect();
+        from_be(&arith::multi_exp(&to_be(modulus), &bases, &exps))
+    }
+}
+
+fn install_arith() {
+    irma_idemix::bigint::set_multi_exp_backend(Box::new(HostArith));
+}
+
+fn rng(random: &[u8]) -> ChaCha20Rng {
+    let mut seed = [0u8; 32];
+    for (s, r) in seed.iter_mut().zip(random) {
+        *s = *r;
+    }
+    ChaCha20Rng::from_seed(seed)
+}
+
+fn config(c: &wit::Config) -> Config {
+    Config {
+        url: c.url.clone(),
+        max_session_lifetime_secs: c.max_session_lifetime_secs,
+        session_result_lifetime_secs: c.session_result_lifetime_secs,
+        production: c.production,
+        augment_client_return_url: c.augment_client_return_url,
+        allow_unsigned_callbacks: c.allow_unsigned_callbacks,
+        timestamp_keys: c
+            .timestamp_keys
+            .iter()
+            .filter_map(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+            .collect(),
+    }
+}
+
+struct HostKeys;
+
+impl KeySource for HostKeys {
+    fn credential_type(&self, id: &str) -> Option<CredentialType> {
+        let ct = keys::get_credential_type(id)?;
+        let mut parts = ct.id.splitn(3, '.');
+        let (scheme, issuer) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+        Some(CredentialType {
+            id: ct.id,
+            scheme,
+            issuer,
+            attributes: ct
+                .attributes
+                .into_iter()
+                .map(|a| AttributeType {
+                    id: a.id,
+                    optional: a.optional,
+                    random_blind: a.random_blind,
+                    revocation: a.revocation,
+                })
+                .collect(),
+            singleton: ct.singleton,
+            supports_revocation: ct.supports_revocation,
+        })
+    }
+
+    fn credential_type_by_hash(&self, hash: &[u8; 16]) -> Option<String> {
+        keys::find_credential_type(hash)
+    }
+
+    fn public_key(&self, issuer: &str, counter: u32) -> Option<PublicKey> {
+        let k = keys::get_public_key(issuer, counter)?;
+        PublicKey::new(
+            &k.issuer,
+            k.counter,
+            k.expiry,
+            from_be(&k.n),
+            from_be(&k.z),
+            from_be(&k.s),
+            k.r.iter().map(|r| from_be(r)).collect(),
+        )
+        .ok()
+    }
+
+    fn latest_private_key(&self, issuer: &str) -> Option<PrivateKey> {
+        let k = keys::get_latest_private_key(issuer)?;
+        PrivateKey::new(k.counter, k.expiry, from_be(&k.p), from_be(&k.q)).ok()
+    }
+
+    fn scheme(&self, id: &str) -> Option<Scheme> {
+        let s = keys::get_scheme(id)?;
+        Some(Scheme {
+            id: s.id,
+            demo: false,
+            distributed: s.distributed,
+            timestamp_server: None,
+        })
+    }
+}
+
+fn event_from(e: wit::Event) -> Event {
+    let app = |r: wit::AppRequest| AppRequest {
+        path: r.path,
+        authorization: r.authorization,
+        body: r.body,
+    };
+    match e {
+        wit::Event::RequestorStatus => Event::RequestorStatus,
+        wit::Event::RequestorResult => Event::RequestorResult,
+        wit::Event::RequestorCancel => Event::RequestorCancel,
+        wit::Event::AppConnect(c) => Event::AppConnect(ConnectRequest {
+            path: c.path,
+            authorization: c.authorization,
+            min_protocol_version: c.min_protocol_version,
+            max_protocol_version: c.max_protocol_version,
+        }),
+        wit::Event::AppRequest(r) => Event::AppRequest(app(r)),
+        wit::Event::AppProofs(r) => Event::AppProofs(app(r)),
+        wit::Event::AppCommitments(r) => Event::AppCommitments(app(r)),
+        wit::Event::AppCancel => Event::AppCancel,
+        wit::Event::AppStatus => Event::AppStatus,
+        wit::Event::FrontendStatus(a) => Event::FrontendStatus(a),
+        wit::Event::FrontendOptions(r) => Event::FrontendOptions(app(r)),
+        wit::Event::FrontendPairingCompleted(a) => Event::FrontendPairingCompleted(a),
+        wit::Event::Tick => Event::Tick,
+    }
+}
+
+fn status(s: Status) -> wit::SessionStatus {
+    match s {
+        Status::Initialized => wit::SessionStatus::Initialized,
+        Status::Pairing => wit::SessionStatus::Pairing,
+        Status::Connected => wit::SessionStatus::Connected,
+        Status::Done => wit::SessionStatus::Done,
+        Status::Cancelled => wit::SessionStatus::Cancelled,
+        Status::Timeout => wit::SessionStatus::Timeout,
+    }
+}
+
+fn response(r: Response) -> wit::Response {
+    wit::Response {
+        status: r.status,
+        content_type: r.content_type,
+        body: r.body,
+    }
+}
+
+fn outcome(o: Outcome) -> wit::Outcome {
+    wit::Outcome {
+        record: o.record,
+        response: response(o.response),
+        status: status(o.status),
+        keep_secs: o.keep_secs,
+        effects: o
+            .effects
+            .into_iter()
+            .map(|e| match e {
+                Effect::StatusChanged(s) => wit::Effect::StatusChanged(status(s)),
+                Effect::Callback {
+                    url,
+                    content_type,
+                    body,
+                } => wit::Effect::Callback(wit::Callback {
+                    url,
+                    content_type,
+                    body,
+                }),
+            })
+            .collect(),
+    }
+}
+
+fn started(s: Started) -> wit::Started {
+    wit::Started {
+        requestor_token: s.requestor_token,
+        client_token: s.client_token,
+        outcome: outcome(s.outcome),
+    }
+}

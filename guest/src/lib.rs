@@ -1,0 +1,139 @@
+//! The session guest: the IRMA session state machine and protocol logic, compiled to a
+//! `wasm32-wasip2` component that the irma-server host runs for every request (see
+//! `wit/irma-session.wit`). It is also an ordinary library, so tests and benchmarks can call
+//! the same logic natively.
+//!
+//! - [`session`]: the state machine, one function per event (start, connect, proofs, ...).
+//! - [`request`]: session requests from requestors: parsing, validation, enrichment.
+//! - [`record`]: the stored session record and its schema version.
+//! - [`keys`]: key material looked up on demand (WIT imports in the component).
+//! - [`errors`]: IRMA error names, statuses and descriptions.
+//! - `component` (wasm only): the WIT export glue.
+
+pub mod errors;
+pub mod keys;
+pub mod record;
+pub mod request;
+pub mod session;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+use serde::Serialize;
+
+pub use record::Status;
+
+/// An HTTP response, as the host will send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub const JSON: &'static str = "application/json; charset=UTF-8";
+
+    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {
+        Response {
+            status,
+            content_type: Self::JSON.into(),
+            body: serde_json::to_vec(value).expect("serializes"),
+        }
+    }
+
+    pub fn empty(status: u16) -> Response {
+        Response {
+            status,
+            content_type: String::new(),
+            body: Vec::new(),
+        }
+    }
+}
+
+/// The server configuration the guest sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Base URL of the app endpoints, ending in `/irma/`.
+    pub url: String,
+    pub max_session_lifetime_secs: u32,
+    pub session_result_lifetime_secs: u32,
+    pub production: bool,
+    pub augment_client_return_url: bool,
+    pub allow_unsigned_callbacks: bool,
+    pub timestamp_keys: Vec<[u8; 32]>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            url: "http://127.0.0.1:8088/irma/".into(),
+            max_session_lifetime_secs: 15 * 60,
+            session_result_lifetime_secs: 5 * 60,
+            production: false,
+            augment_client_return_url: false,
+            allow_unsigned_callbacks: false,
+            timestamp_keys: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRequest {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRequest {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub min_protocol_version: Option<String>,
+    pub max_protocol_version: Option<String>,
+}
+
+/// What happened to a session (mirrors the WIT `event`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    RequestorStatus,
+    RequestorResult,
+    RequestorCancel,
+    AppConnect(ConnectRequest),
+    AppRequest(AppRequest),
+    AppProofs(AppRequest),
+    AppCommitments(AppRequest),
+    AppCancel,
+    AppStatus,
+    FrontendStatus(Option<String>),
+    FrontendOptions(AppRequest),
+    FrontendPairingCompleted(Option<String>),
+    Tick,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    StatusChanged(Status),
+    Callback {
+        url: String,
+        content_type: String,
+        body: Vec<u8>,
+    },
+}
+
+/// The result of one transition (mirrors the WIT `outcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub record: Option<Vec<u8>>,
+    pub response: Response,
+    pub status: Status,
+    pub keep_secs: u32,
+    pub effects: Vec<Effect>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub requestor_token: String,
+    pub client_token: String,
+    pub outcome: Outcome,
+}

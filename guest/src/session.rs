@@ -1,0 +1,599 @@
+//! The session state machine (irma-server.md §2): one pure function per event, applied to a
+//! decoded record, producing the new record, the HTTP response and the effects.
+
+use irma_idemix::disclosure::{self, Check, Disclosure};
+use irma_idemix::issuance::{self, IssuanceRequest, IssueCommitmentMessage};
+use irma_idemix::proofs::Proof;
+use irma_idemix::signature::{self, SignatureRequest, SignedMessage, TimestampPolicy};
+use irma_idemix::{Error as IdemixError, ProofStatus};
+use rand_chacha::ChaCha20Rng;
+use rand_core::RngCore;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::errors::{ErrorKind::*, IrmaError, err};
+use crate::keys::{KeySource, Loader};
+use crate::record::{CachedResponse, Kind, SessionRecord, SessionResult, Status};
+use crate::request::{self, Policy};
+use crate::{Config, Effect, Event, Outcome, Response, Started};
+
+/// The one protocol version the server speaks to apps (irma-server.md §1.9).
+const PROTOCOL: (u32, u32) = (2, 8);
+/// How long a cached app response may be replayed (§1.11).
+const CACHE_MS: i64 = 10_000;
+
+/// Everything a transition may use besides the record.
+pub struct Ctx<'a> {
+    pub now_ms: i64,
+    pub rng: ChaCha20Rng,
+    pub config: &'a Config,
+    pub keys: &'a dyn KeySource,
+}
+
+impl Ctx<'_> {
+    fn now(&self) -> i64 {
+        self.now_ms.div_euclid(1000)
+    }
+
+    fn token(&mut self) -> String {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        let mut out = String::with_capacity(20);
+        while out.len() < 20 {
+            let b = (self.rng.next_u32() & 0xff) as usize;
+            if b < 248 {
+                out.push(ALPHABET[b % 62] as char);
+            }
+        }
+        out
+    }
+}
+
+/// `POST /session`.
+pub fn start(body: &[u8], requestor: &str, ctx: &mut Ctx) -> Result<Started, Response> {
+    let mut parsed = request::parse(body).map_err(|e| e.response())?;
+    let rt = ctx.token();
+    let ct = ctx.token();
+    let fa = ctx.token();
+    let mut loader = Loader::new(ctx.keys);
+    let policy = Policy {
+        production: ctx.config.production,
+        augment_client_return_url: ctx.config.augment_client_return_url,
+        allow_unsigned_callbacks: ctx.config.allow_unsigned_callbacks,
+    };
+    let now = ctx.now();
+    request::validate_and_enrich(&mut parsed, &mut loader, &policy, now, &rt, &mut ctx.rng)
+        .map_err(|e| e.response())?;
+    let kind = parsed.kind;
+    let pairing_hint = kind != Kind::Disclosing
+        || request::disclose(&parsed.request)
+            .unwrap_or_default()
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|a| {
+                matches!(
+                    a,
+                    irma_idemix::disclosure::AttributeRequest::Full { value: Some(_), .. }
+                )
+            });
+    let record = SessionRecord {
+        schema: crate::record::SCHEMA,
+        rt: rt.clone(),
+        ct: ct.clone(),
+        fa: fa.clone(),
+        ca: None,
+        status: Status::Initialized,
+        kind,
+        request: parsed.request,
+        validity: parsed.validity,
+        timeout: parsed.timeout,
+        callback_url: parsed.callback_url,
+        pairing_method: "none".into(),
+        pairing_code: None,
+        protocol_version: None,
+        last_active_ms: ctx.now_ms,
+        result: SessionResult {
+            token: rt.clone(),
+            status: Status::Initialized,
+            kind,
+            proof_status: None,
+            disclosed: None,
+            signature: None,
+            error: None,
+        },
+        cache: None,
+        requestor: requestor.into(),
+    };
+    let mut pointer = json!({
+        "sessionPtr": {"u": format!("{}session/{ct}", ctx.config.url), "irmaqr": kind.name()},
+        "token": rt,
+        "frontendRequest": {"authorization": fa, "minProtocolVersion": "1.0", "maxProtocolVersion": "1.1"},
+    });
+    if pairing_hint {
+        pointer["frontendRequest"]["pairingHint"] = Value::Bool(true);
+    }
+    let keep_secs = keep_secs(&record, ctx);
+    Ok(Started {
+        requestor_token: rt,
+        client_token: ct,
+        outcome: Outcome {
+            record: Some(record.encode()),
+            response: Response::json(200, &pointer),
+            status: Status::Initialized,
+            keep_secs,
+            effects: vec![Effect::StatusChanged(Status::Initialized)],
+        },
+    })
+}
+
+/// Applies `event` to the encoded record.
+pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
+    let mut rec = match SessionRecord::decode(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            // A record we cannot read: leave it as it is, and say so.
+            return Outcome {
+                record: None,
+                response: err(InternalError, e).response(),
+                status: Status::Cancelled,
+                keep_secs: 0,
+                effects: vec![],
+            };
+        }
+    };
+    let before = rec.clone();
+    let mut effects = Vec::new();
+    // The lazy timeout, applied on every load (§2.3).
+    if !rec.status.is_final() && ctx.now_ms > deadline_ms(&rec, ctx.config) {
+        rec.status = Status::Timeout;
+        rec.result.status = Status::Timeout;
+        rec.last_active_ms = ctx.now_ms;
+    }
+    let response = match event {
+        Event::RequestorStatus | Event::AppStatus => Response::json(200, &rec.status.name()),
+        Event::RequestorResult => Response::json(200, &rec.result),
+        Event::RequestorCancel | Event::AppCancel => {
+            cancel(&mut rec, ctx, None);
+            Response::empty(200)
+        }
+        Event::FrontendStatus(auth) => frontend(&rec, auth.as_deref())
+            .map(|()| Response::json(200, &json!({"status": rec.status.name()})))
+            .unwrap_or_else(|e| e.response()),
+        Event::FrontendOptions(req) => frontend(&rec, req.authorization.as_deref())
+            .and_then(|()| frontend_options(&mut rec, &req.body, ctx))
+            .unwrap_or_else(|e| e.response()),
+        Event::FrontendPairingCompleted(auth) => frontend(&rec, auth.as_deref())
+            .and_then(|()| pairing_completed(&mut rec))
+            .unwrap_or_else(|e| e.response()),
+        Event::AppConnect(c) => cached(&mut rec, ctx, &c.path, &[], |rec, ctx| {
+            connect(rec, ctx, &c)
+        }),
+        Event::AppRequest(r) => cached(&mut rec, ctx, &r.path, &r.body, |rec, _| {
+            gate(rec, r.authorization.as_deref())?;
+            Ok(Response::json(200, &rec.request))
+        }),
+        Event::AppProofs(r) => cached(&mut rec, ctx, &r.path, &r.body, |rec, ctx| {
+            if rec.kind == Kind::Issuing {
+                return Err(err(InvalidRequest, "proofs posted to an issuance session"));
+            }
+            gate(rec, r.authorization.as_deref())?;
+            proofs(rec, ctx, &r.body)
+        }),
+        Event::AppCommitments(r) => cached(&mut rec, ctx, &r.path, &r.body, |rec, ctx| {
+            if rec.kind != Kind::Issuing {
+                return Err(err(
+                    InvalidRequest,
+                    "commitments posted to a session that is not an issuance",
+                ));
+            }
+            gate(rec, r.authorization.as_deref())?;
+            commitments(rec, ctx, &r.body)
+        }),
+        Event::Tick => Response::empty(204),
+    };
+    if rec.status != before.status {
+        effects.push(Effect::StatusChanged(rec.status));
+        if rec.status.is_final() {
+            if let Some(url) = &rec.callback_url {
+                let url = if url.ends_with('/') {
+                    url.clone()
+                } else {
+                    format!("{url}/")
+                };
+                effects.push(Effect::Callback {
+                    url,
+                    content_type: "application/json".into(),
+                    body: serde_json::to_vec(&rec.result).expect("serializes"),
+                });
+            }
+        }
+    }
+    let keep_secs = keep_secs(&rec, ctx);
+    Outcome {
+        record: (rec != before).then(|| rec.encode()),
+        response,
+        status: rec.status,
+        keep_secs,
+        effects,
+    }
+}
+
+/// When a session that is not finished times out.
+fn deadline_ms(rec: &SessionRecord, config: &Config) -> i64 {
+    let secs = if rec.status == Status::Initialized && rec.timeout != 0 {
+        rec.timeout
+    } else {
+        config.max_session_lifetime_secs as u64
+    };
+    rec.last_active_ms + secs as i64 * 1000
+}
+
+/// How long the store must keep the record: the remaining deadline plus the result lifetime, or
+/// for a finished session what is left of its result lifetime.
+fn keep_secs(rec: &SessionRecord, ctx: &Ctx) -> u32 {
+    let result_ms = ctx.config.session_result_lifetime_secs as i64 * 1000;
+    let until = if rec.status.is_final() {
+        rec.last_active_ms + result_ms
+    } else {
+        deadline_ms(rec, ctx.config) + result_ms
+    };
+    ((until - ctx.now_ms).max(1000) / 1000).min(u32::MAX as i64) as u32
+}
+
+/// Ends the session as CANCELLED; `error` set for a failure, none for a DELETE.
+fn cancel(rec: &mut SessionRecord, ctx: &Ctx, error: Option<&IrmaError>) {
+    if rec.status.is_final() {
+        return;
+    }
+    rec.status = Status::Cancelled;
+    rec.last_active_ms = ctx.now_ms;
+    rec.result = SessionResult {
+        token: rec.rt.clone(),
+        status: Status::Cancelled,
+        kind: rec.kind,
+        proof_status: None,
+        disclosed: None,
+        signature: None,
+        error: error.map(IrmaError::body),
+    };
+}
+
+/// Fails the session with `e` and answers with it.
+fn fail(rec: &mut SessionRecord, ctx: &Ctx, e: IrmaError) -> Result<Response, IrmaError> {
+    cancel(rec, ctx, Some(&e));
+    Err(e)
+}
+
+fn frontend(rec: &SessionRecord, auth: Option<&str>) -> Result<(), IrmaError> {
+    if auth == Some(rec.fa.as_str()) {
+        Ok(())
+    } else {
+        Err(err(UnauthorizedSession, ""))
+    }
+}
+
+/// The pairing gate of `/request`, `/proofs` and `/commitments`.
+fn gate(rec: &SessionRecord, auth: Option<&str>) -> Result<(), IrmaError> {
+    match rec.status {
+        Status::Pairing => Err(err(PairingRequired, "")),
+        Status::Connected if auth.is_some() && auth == rec.ca.as_deref() => Ok(()),
+        Status::Connected => Err(err(UnauthorizedSession, "")),
+        _ => Err(err(
+            UnexpectedRequest,
+            "Session not yet started or already finished",
+        )),
+    }
+}
+
+/// Replays the cached answer to an identical retry, or runs `handle` and caches its answer.
+fn cached(
+    rec: &mut SessionRecord,
+    ctx: &mut Ctx,
+    path: &str,
+    body: &[u8],
+    handle: impl FnOnce(&mut SessionRecord, &mut Ctx) -> Result<Response, IrmaError>,
+) -> Response {
+    let hash = hex(&Sha256::digest(body));
+    if let Some(c) = &rec.cache {
+        if c.path == path
+            && c.body_hash == hash
+            && !c.body.is_empty()
+            && c.session_status == rec.status
+            && ctx.now_ms - rec.last_active_ms < CACHE_MS
+        {
+            return Response {
+                status: c.status_code,
+                content_type: c.content_type.clone(),
+                body: c.body.clone().into_bytes(),
+            };
+        }
+    }
+    rec.cache = None;
+    let response = handle(rec, ctx).unwrap_or_else(|e| e.response());
+    rec.cache = Some(CachedResponse {
+        path: path.into(),
+        body_hash: hash,
+        status_code: response.status,
+        content_type: response.content_type.clone(),
+        body: String::from_utf8_lossy(&response.body).into_owned(),
+        session_status: rec.status,
+    });
+    response
+}
+
+fn parse_version(v: Option<&str>) -> Option<(u32, u32)> {
+    let v = v?.trim().trim_matches('"');
+    let (major, minor) = v.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// App `GET /`: negotiate the protocol version and hand out the request (§1.9).
+fn connect(
+    rec: &mut SessionRecord,
+    ctx: &mut Ctx,
+    c: &crate::ConnectRequest,
+) -> Result<Response, IrmaError> {
+    let (Some(min), Some(max)) = (
+        parse_version(c.min_protocol_version.as_deref()),
+        parse_version(c.max_protocol_version.as_deref()),
+    ) else {
+        return Err(err(
+            MalformedInput,
+            "missing or malformed protocol version headers",
+        ));
+    };
+    if rec.status != Status::Initialized {
+        return Err(err(UnexpectedRequest, "Session already started"));
+    }
+    rec.last_active_ms = ctx.now_ms;
+    if min > PROTOCOL || max < PROTOCOL || max < min {
+        return fail(
+            rec,
+            ctx,
+            err(
+                ProtocolVersion,
+                format!(
+                    "protocol version range {}.{}-{}.{} not supported",
+                    min.0, min.1, max.0, max.1
+                ),
+            ),
+        );
+    }
+    let Some(auth) = c.authorization.clone().filter(|a| !a.is_empty()) else {
+        return fail(
+            rec,
+            ctx,
+            err(UnauthorizedSession, "No authorization header provided"),
+        );
+    };
+    rec.ca = Some(auth);
+    let version = format!("{}.{}", PROTOCOL.0, PROTOCOL.1);
+    rec.protocol_version = Some(version.clone());
+    rec.request
+        .insert("protocolVersion".into(), Value::String(version.clone()));
+    let mut options =
+        json!({"@context": "https://irma.app/ld/options/v1", "pairingMethod": rec.pairing_method});
+    let mut body =
+        json!({"@context": "https://irma.app/ld/request/client/v1", "protocolVersion": version});
+    if rec.pairing_method == "pin" {
+        options["pairingCode"] = json!(rec.pairing_code);
+        rec.status = Status::Pairing;
+    } else {
+        body["request"] = Value::Object(rec.request.clone());
+        rec.status = Status::Connected;
+    }
+    rec.result.status = rec.status;
+    body["options"] = options;
+    Ok(Response::json(200, &body))
+}
+
+fn frontend_options(
+    rec: &mut SessionRecord,
+    body: &[u8],
+    ctx: &mut Ctx,
+) -> Result<Response, IrmaError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| err(MalformedInput, e.to_string()))?;
+    if v.get("@context").and_then(Value::as_str)
+        != Some("https://irma.app/ld/request/frontendoptions/v1")
+    {
+        return Err(err(MalformedInput, "wrong or missing @context"));
+    }
+    if rec.status != Status::Initialized {
+        return Err(err(UnexpectedRequest, "session already started"));
+    }
+    match v.get("pairingMethod").and_then(Value::as_str).unwrap_or("") {
+        "" => {}
+        "none" => {
+            rec.pairing_method = "none".into();
+            rec.pairing_code = None;
+        }
+        "pin" => {
+            rec.pairing_method = "pin".into();
+            rec.pairing_code = Some(format!("{:04}", ctx.rng.next_u32() % 10_000));
+        }
+        other => {
+            return Err(err(
+                UnexpectedRequest,
+                format!("unsupported pairing method {other}"),
+            ));
+        }
+    }
+    let mut out =
+        json!({"@context": "https://irma.app/ld/options/v1", "pairingMethod": rec.pairing_method});
+    if let Some(code) = &rec.pairing_code {
+        out["pairingCode"] = json!(code);
+    }
+    Ok(Response::json(200, &out))
+}
+
+fn pairing_completed(rec: &mut SessionRecord) -> Result<Response, IrmaError> {
+    if rec.status != Status::Pairing {
+        return Err(err(UnexpectedRequest, "Pairing was not enabled"));
+    }
+    rec.status = Status::Connected;
+    rec.result.status = Status::Connected;
+    Ok(Response::empty(204))
+}
+
+/// Marks the session DONE with the verdict.
+fn finish(
+    rec: &mut SessionRecord,
+    ctx: &Ctx,
+    status: ProofStatus,
+    disclosed: Option<Value>,
+    signature: Option<Value>,
+) {
+    rec.status = Status::Done;
+    rec.last_active_ms = ctx.now_ms;
+    rec.result.status = Status::Done;
+    rec.result.proof_status = Some(status);
+    rec.result.disclosed = disclosed;
+    rec.result.signature = signature;
+}
+
+fn disclosed_json(v: &irma_idemix::Verdict) -> Option<Value> {
+    v.disclosed
+        .as_ref()
+        .map(|d| serde_json::to_value(d).expect("serializes"))
+}
+
+/// App `POST /proofs` in a disclosure or signing session.
+fn proofs(rec: &mut SessionRecord, ctx: &mut Ctx, body: &[u8]) -> Result<Response, IrmaError> {
+    let cdc = request::disclose(&rec.request)?;
+    let context = request::big_field(&rec.request, "context");
+    let nonce = request::big_field(&rec.request, "nonce");
+    let now = ctx.now();
+    let mut loader = Loader::new(ctx.keys);
+    let (verdict, signature) = if rec.kind == Kind::Signing {
+        let raw: Value =
+            serde_json::from_slice(body).map_err(|e| err(MalformedInput, e.to_string()))?;
+        let sm: SignedMessage =
+            serde_json::from_value(raw.clone()).map_err(|e| err(MalformedInput, e.to_string()))?;
+        rec.last_active_ms = ctx.now_ms;
+        loader.for_proofs(&sm.signature);
+        let message = rec
+            .request
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let req = SignatureRequest {
+            context: &context,
+            nonce: &nonce,
+            message: &message,
+            disclose: &cdc,
+            revocation: &[],
+        };
+        let policy = TimestampPolicy {
+            trusted_keys: ctx.config.timestamp_keys.clone(),
+        };
+        (
+            signature::verify(&loader.conf, &sm, &req, &policy, now),
+            Some(raw),
+        )
+    } else {
+        let d: Disclosure =
+            serde_json::from_slice(body).map_err(|e| err(MalformedInput, e.to_string()))?;
+        rec.last_active_ms = ctx.now_ms;
+        loader.for_proofs(&d.proofs);
+        let check = Check {
+            context: &context,
+            nonce: &nonce,
+            issig: false,
+            disclose: &cdc,
+            revocation: &[],
+            valid_at: now,
+        };
+        (
+            disclosure::verify(&loader.conf, &d.proofs, &d.indices, &check),
+            None,
+        )
+    };
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(IdemixError::UnknownPublicKey { .. } | IdemixError::UnknownCredentialType(_)) => {
+            return fail(
+                rec,
+                ctx,
+                err(UnknownPublicKey, "proof uses an unknown public key"),
+            );
+        }
+        Err(IdemixError::Malformed(m)) => return fail(rec, ctx, err(MalformedInput, m)),
+        Err(e) => return fail(rec, ctx, err(Exception, e.to_string())),
+    };
+    finish(
+        rec,
+        ctx,
+        verdict.status,
+        disclosed_json(&verdict),
+        signature,
+    );
+    Ok(Response::json(200, &json!({"proofStatus": verdict.status})))
+}
+
+/// App `POST /commitments` in an issuance session.
+fn commitments(rec: &mut SessionRecord, ctx: &mut Ctx, body: &[u8]) -> Result<Response, IrmaError> {
+    let msg: IssueCommitmentMessage =
+        serde_json::from_slice(body).map_err(|e| err(MalformedInput, e.to_string()))?;
+    rec.last_active_ms = ctx.now_ms;
+    let cdc = request::disclose(&rec.request)?;
+    let creds = request::credentials(&rec.request)?;
+    let context = request::big_field(&rec.request, "context");
+    let nonce = request::big_field(&rec.request, "nonce");
+    let now = ctx.now();
+    let mut loader = Loader::new(ctx.keys);
+    loader.for_proofs(&msg.combined_proofs);
+    for c in &creds {
+        if loader.credential_type(&c.credential_type) {
+            let issuer = loader.conf.credential_types[&c.credential_type].issuer_id();
+            loader.latest_private_key(&issuer);
+        }
+    }
+    let req = IssuanceRequest {
+        context: &context,
+        nonce: &nonce,
+        credentials: &creds,
+        disclose: &cdc,
+        revocation: &[],
+    };
+    let verdict = match issuance::verify_commitments(&loader.conf, &msg, &req, now) {
+        Ok(v) => v,
+        Err(IdemixError::Malformed(m)) => return fail(rec, ctx, err(MalformedInput, m)),
+        Err(IdemixError::UnknownPublicKey { .. } | IdemixError::UnknownCredentialType(_)) => {
+            return fail(
+                rec,
+                ctx,
+                err(MalformedInput, "proof uses an unknown public key"),
+            );
+        }
+        Err(IdemixError::Unsupported(m)) if m.contains("keyshare") => {
+            return fail(rec, ctx, err(KeyshareProofMissing, m));
+        }
+        Err(e) => return fail(rec, ctx, err(Exception, e.to_string())),
+    };
+    match verdict.status {
+        ProofStatus::Valid => {}
+        ProofStatus::Expired => return fail(rec, ctx, err(AttributesExpired, "")),
+        s => return fail(rec, ctx, err(InvalidProofs, format!("{s:?}"))),
+    }
+    let us = &msg.combined_proofs[msg.combined_proofs.len() - creds.len()..];
+    let mut sigs = Vec::with_capacity(creds.len());
+    for (cr, p) in creds.iter().zip(us) {
+        let Proof::U(u) = p else {
+            return fail(rec, ctx, err(MalformedInput, "expected a commitment proof"));
+        };
+        match issuance::sign(&loader.conf, cr, &u.u, &msg.n_2, now, &mut ctx.rng) {
+            Ok(s) => sigs.push(s),
+            Err(e) => return fail(rec, ctx, err(IssuanceFailed, e.to_string())),
+        }
+    }
+    finish(rec, ctx, ProofStatus::Valid, disclosed_json(&verdict), None);
+    Ok(Response::json(
+        200,
+        &json!({"proofStatus": "VALID", "sigs": sigs}),
+    ))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
