@@ -6,15 +6,22 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Build and start the server on 127.0.0.1:8088 (memory store, the project's demo scheme).
-run:
-    @echo "irma-server does not serve sessions yet: the server is the next issue."
-    @echo "What works today is the Idemix crate: 'just test' and 'just bench'."
-
-# Run every test: the Idemix crate natively, and a build of it for the guest target.
-test:
+# Build the guest component (wasm32-wasip2) that the server runs.
+guest:
     rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-    cargo build --release -p irma-idemix --target wasm32-wasip2
+    cargo build --release -p irma-guest --target wasm32-wasip2
+
+# Build and start the server on 127.0.0.1:8088 (memory store, the project's demo scheme).
+run: guest
+    cargo build --release -p irma-server
+    @echo "Start a session from another terminal, for example:"
+    @echo "  curl -s -H 'Content-Type: application/json' http://127.0.0.1:8088/session -d '{\"@context\":\"https://irma.app/ld/request/disclosure/v2\",\"disclose\":[[[\"stateless-demo.University.studentCard.studentID\"]]]}'"
+    ./target/release/irma-server -l 127.0.0.1 -p 8088 --no-auth -s host/demo/irma_configuration -k host/demo/privatekeys
+
+# Run every test: unit and property tests, the recorded app sessions, and the real binary
+# driven over HTTP by the test wallet.
+test: guest
+    cargo build --release -p irma-server
     cargo test --release --workspace
 
 # Benchmarks: criterion natively, then the same workload natively and under wasmtime, in one run.

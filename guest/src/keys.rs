@@ -62,10 +62,10 @@ impl<'a> Loader<'a> {
         let Some(ct) = self.src.credential_type(id) else {
             return false;
         };
-        if !self.conf.schemes.contains_key(&ct.scheme) {
-            if let Some(s) = self.src.scheme(&ct.scheme) {
-                self.conf.add_scheme(s);
-            }
+        if !self.conf.schemes.contains_key(&ct.scheme)
+            && let Some(s) = self.src.scheme(&ct.scheme)
+        {
+            self.conf.add_scheme(s);
         }
         self.conf.add_credential_type(ct);
         true

@@ -193,19 +193,20 @@ pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
     };
     if rec.status != before.status {
         effects.push(Effect::StatusChanged(rec.status));
-        if rec.status.is_final() {
-            if let Some(url) = &rec.callback_url {
-                let url = if url.ends_with('/') {
-                    url.clone()
-                } else {
-                    format!("{url}/")
-                };
-                effects.push(Effect::Callback {
-                    url,
-                    content_type: "application/json".into(),
-                    body: serde_json::to_vec(&rec.result).expect("serializes"),
-                });
-            }
+        if rec.status.is_final()
+            && let Some(url) = &rec.callback_url
+        {
+            // As the reference: the callback URL always ends in a slash.
+            let url = if url.ends_with('/') {
+                url.clone()
+            } else {
+                format!("{url}/")
+            };
+            effects.push(Effect::Callback {
+                url,
+                content_type: "application/json".into(),
+                body: serde_json::to_vec(&rec.result).expect("serializes"),
+            });
         }
     }
     let keep_secs = keep_secs(&rec, ctx);
@@ -294,19 +295,18 @@ fn cached(
     handle: impl FnOnce(&mut SessionRecord, &mut Ctx) -> Result<Response, IrmaError>,
 ) -> Response {
     let hash = hex(&Sha256::digest(body));
-    if let Some(c) = &rec.cache {
-        if c.path == path
-            && c.body_hash == hash
-            && !c.body.is_empty()
-            && c.session_status == rec.status
-            && ctx.now_ms - rec.last_active_ms < CACHE_MS
-        {
-            return Response {
-                status: c.status_code,
-                content_type: c.content_type.clone(),
-                body: c.body.clone().into_bytes(),
-            };
-        }
+    if let Some(c) = &rec.cache
+        && c.path == path
+        && c.body_hash == hash
+        && !c.body.is_empty()
+        && c.session_status == rec.status
+        && ctx.now_ms - rec.last_active_ms < CACHE_MS
+    {
+        return Response {
+            status: c.status_code,
+            content_type: c.content_type.clone(),
+            body: c.body.clone().into_bytes(),
+        };
     }
     rec.cache = None;
     let response = handle(rec, ctx).unwrap_or_else(|e| e.response());

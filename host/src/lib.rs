@@ -1,0 +1,17 @@
+//! irma-server: a drop-in replacement for the Go `irma server` whose session logic runs as a
+//! WebAssembly component (the guest) inside this native host.
+//!
+//! The host does all I/O; the guest decides. One module per concern:
+//! - [`config`]: the command line and `IRMASERVER_*` environment, as `irma server` has them.
+//! - [`schemes`]: scheme folders and issuer keys, answered to the guest's key lookups.
+//! - [`runtime`]: the wasmtime engine, the component, limits, one `Store` per call.
+//! - [`store`]: where session records live ([`store::memory`] for now).
+//! - [`session`]: the driver: load the record, call the guest, compare-and-swap, effects.
+//! - [`http`]: the axum routers for requestors, apps and frontends.
+
+pub mod config;
+pub mod http;
+pub mod runtime;
+pub mod schemes;
+pub mod session;
+pub mod store;

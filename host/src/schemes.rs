@@ -1,0 +1,125 @@
+//! Scheme folders and issuer private keys, loaded once at start-up and turned into the answers
+//! to the guest's key lookups (the `keys` interface of the WIT world).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use irma_idemix::bigint::to_be;
+use irma_idemix::{Configuration, LoadOptions};
+
+use crate::runtime::keys;
+
+/// Every lookup the guest can make, answered from memory.
+#[derive(Default)]
+pub struct KeyCache {
+    credential_types: HashMap<String, keys::CredentialType>,
+    by_hash: HashMap<[u8; 16], String>,
+    public_keys: HashMap<(String, u32), keys::PublicKey>,
+    latest_private_keys: HashMap<String, keys::PrivateKey>,
+    schemes: HashMap<String, keys::Scheme>,
+}
+
+impl KeyCache {
+    pub fn credential_type(&self, id: &str) -> Option<keys::CredentialType> {
+        self.credential_types.get(id).cloned()
+    }
+
+    pub fn credential_type_by_hash(&self, hash: &[u8]) -> Option<String> {
+        let hash: [u8; 16] = hash.try_into().ok()?;
+        self.by_hash.get(&hash).cloned()
+    }
+
+    pub fn public_key(&self, issuer: &str, counter: u32) -> Option<keys::PublicKey> {
+        self.public_keys.get(&(issuer.to_owned(), counter)).cloned()
+    }
+
+    pub fn latest_private_key(&self, issuer: &str) -> Option<keys::PrivateKey> {
+        self.latest_private_keys.get(issuer).cloned()
+    }
+
+    pub fn scheme(&self, id: &str) -> Option<keys::Scheme> {
+        self.schemes.get(id).cloned()
+    }
+
+    /// Builds the cache from a loaded configuration.
+    pub fn from_configuration(conf: &Configuration) -> KeyCache {
+        let mut cache = KeyCache::default();
+        for (id, s) in &conf.schemes {
+            cache.schemes.insert(
+                id.clone(),
+                keys::Scheme {
+                    id: id.clone(),
+                    distributed: s.distributed,
+                },
+            );
+        }
+        for (id, ct) in &conf.credential_types {
+            cache
+                .by_hash
+                .insert(irma_idemix::attributes::type_hash(id), id.clone());
+            cache.credential_types.insert(
+                id.clone(),
+                keys::CredentialType {
+                    id: id.clone(),
+                    attributes: ct
+                        .attributes
+                        .iter()
+                        .map(|a| keys::AttributeType {
+                            id: a.id.clone(),
+                            optional: a.optional,
+                            random_blind: a.random_blind,
+                            revocation: a.revocation,
+                        })
+                        .collect(),
+                    singleton: ct.singleton,
+                    supports_revocation: ct.supports_revocation,
+                },
+            );
+            let issuer = ct.issuer_id();
+            for counter in 0..=u16::MAX as u32 {
+                let Ok(pk) = conf.public_key(&issuer, counter) else {
+                    if counter > 64 {
+                        break;
+                    }
+                    continue;
+                };
+                cache
+                    .public_keys
+                    .entry((issuer.clone(), counter))
+                    .or_insert_with(|| keys::PublicKey {
+                        issuer: issuer.clone(),
+                        counter,
+                        expiry: pk.expiry,
+                        n: to_be(pk.n.value()),
+                        z: to_be(&pk.z),
+                        s: to_be(&pk.s),
+                        r: pk.r.iter().map(to_be).collect(),
+                    });
+            }
+            if let Ok(sk) = conf.latest_private_key(&issuer) {
+                cache
+                    .latest_private_keys
+                    .entry(issuer)
+                    .or_insert_with(|| keys::PrivateKey {
+                        counter: sk.counter,
+                        expiry: sk.expiry,
+                        p: to_be(&sk.p),
+                        q: to_be(&sk.q),
+                    });
+            }
+        }
+        cache
+    }
+}
+
+/// Loads `--schemes-path` (signatures checked) and, if given, `--privkeys`.
+pub fn load(schemes_path: &Path, privkeys: Option<&Path>) -> Result<Configuration> {
+    let mut conf = Configuration::load(schemes_path, LoadOptions::default())
+        .with_context(|| format!("loading schemes from {}", schemes_path.display()))?;
+    if let Some(dir) = privkeys {
+        conf.load_private_keys(dir)
+            .with_context(|| format!("loading private keys from {}", dir.display()))?;
+    }
+    Ok(conf)
+}

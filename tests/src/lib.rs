@@ -1,0 +1,237 @@
+//! Test harness: starts the real `irma-server` binary on a free loopback port, and plays
+//! requestor and app (the Idemix test wallet) against it over HTTP.
+
+pub mod wallet;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared/testdata` beside the project.
+pub fn testdata() -> PathBuf {
+    root().join("../shared/testdata")
+}
+
+/// The server binary of the same build profile as this test.
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    dir.join("irma-server")
+}
+
+/// The guest component (built by `just test` before the tests run).
+pub fn guest() -> PathBuf {
+    root().join("target/wasm32-wasip2/release/irma_guest.wasm")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running server, killed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub url: String,
+}
+
+/// Which schemes a server serves.
+pub enum Schemes {
+    /// The project's own demo scheme.
+    Demo,
+    /// irma-demo, test and test2 from ../shared/testdata.
+    Testdata,
+}
+
+impl Server {
+    pub fn start(schemes: Schemes, extra: &[&str]) -> Server {
+        let port = free_port();
+        let (s, k) = match schemes {
+            Schemes::Demo => (
+                root().join("host/demo/irma_configuration"),
+                root().join("host/demo/privatekeys"),
+            ),
+            Schemes::Testdata => (
+                testdata().join("irma_configuration"),
+                testdata().join("privatekeys"),
+            ),
+        };
+        let mut cmd = Command::new(server_binary());
+        cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "--no-auth"])
+            .arg("-s")
+            .arg(&s)
+            .arg("-k")
+            .arg(&k)
+            .arg("--guest")
+            .arg(guest())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("irma-server starts");
+        // Wait for "listening", echoing the log so a failing start explains itself.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && line.contains("listening") {
+                    let _ = tx.send(());
+                    sent = true;
+                }
+                if std::env::var_os("IRMA_TEST_LOG").is_some() || line.contains("ERROR") {
+                    eprintln!("[irma-server] {line}");
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            panic!("irma-server did not start listening");
+        }
+        Server {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer: status and body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The IRMA error name of an error answer.
+    pub fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+fn answer(r: Result<ureq::Response, ureq::Error>) -> Answer {
+    match r {
+        Ok(resp) => Answer {
+            status: resp.status(),
+            body: resp.into_string().unwrap_or_default(),
+        },
+        Err(ureq::Error::Status(status, resp)) => Answer {
+            status,
+            body: resp.into_string().unwrap_or_default(),
+        },
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+/// Sends a request with optional headers and body.
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build();
+    let mut req = agent.request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    answer(match body {
+        Some(b) => req.send_string(b),
+        None => req.call(),
+    })
+}
+
+pub fn get(url: &str) -> Answer {
+    http("GET", url, &[], None)
+}
+
+pub fn post_json(url: &str, body: &Value) -> Answer {
+    http(
+        "POST",
+        url,
+        &[("Content-Type", "application/json")],
+        Some(&body.to_string()),
+    )
+}
+
+/// A session started by the requestor.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub server: String,
+    pub token: String,
+    /// The app URL of the session (`sessionPtr.u`).
+    pub u: String,
+    pub frontend_auth: String,
+    pub start: Value,
+}
+
+impl Session {
+    pub fn start(server: &Server, request: &Value) -> Session {
+        let a = post_json(&format!("{}/session", server.url), request);
+        assert_eq!(a.status, 200, "POST /session: {}", a.body);
+        let v = a.json();
+        Session {
+            server: server.url.clone(),
+            token: v["token"].as_str().unwrap().to_owned(),
+            u: v["sessionPtr"]["u"].as_str().unwrap().to_owned(),
+            frontend_auth: v["frontendRequest"]["authorization"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            start: v,
+        }
+    }
+
+    pub fn status(&self) -> String {
+        let a = get(&format!("{}/session/{}/status", self.server, self.token));
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.json().as_str().unwrap().to_owned()
+    }
+
+    pub fn result(&self) -> Value {
+        let a = get(&format!("{}/session/{}/result", self.server, self.token));
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.json()
+    }
+
+    /// Waits until the status is `want` (bounded).
+    pub fn wait_for(&self, want: &str, within: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.status();
+            if s == want || start.elapsed() > within {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

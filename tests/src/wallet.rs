@@ -1,0 +1,255 @@
+//! The app side of a session, played by the Idemix test wallet over HTTP, as the real IRMA app
+//! does it: connect with protocol headers and an Authorization of its choice, read the request,
+//! pick credentials that satisfy it, and post proofs or commitments.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use irma_idemix::Configuration;
+use irma_idemix::attributes::decode;
+use irma_idemix::bigint::Int;
+use irma_idemix::bigjson::Big;
+use irma_idemix::disclosure::{AttributeRequest, ConDisCon};
+use irma_idemix::holder::{Selection, Wallet};
+use irma_idemix::issuance::{CredentialRequest, IssueSignatureMessage};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde_json::Value;
+
+use crate::{Answer, http};
+
+pub const APP_AUTH: &str = "AppAuthorization0001";
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A wallet with its scheme configuration.
+pub struct App {
+    pub wallet: Wallet,
+    pub conf: Configuration,
+    rng: ChaCha20Rng,
+}
+
+/// What the app chose to disclose.
+struct Choice {
+    selections: Vec<Selection>,
+    picks: Vec<Vec<(usize, usize)>>,
+}
+
+impl App {
+    pub fn new(conf: Configuration, seed: u64) -> App {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        App {
+            wallet: Wallet::new(&mut rng),
+            conf,
+            rng,
+        }
+    }
+
+    /// `GET <u>/` with the headers the current app sends.
+    pub fn connect(&self, u: &str) -> Answer {
+        http(
+            "GET",
+            &format!("{u}/"),
+            &[
+                ("X-IRMA-MinProtocolVersion", "2.4"),
+                ("X-IRMA-MaxProtocolVersion", "2.8"),
+                ("Authorization", APP_AUTH),
+            ],
+            None,
+        )
+    }
+
+    pub fn decline(&self, u: &str) -> Answer {
+        http(
+            "DELETE",
+            &format!("{u}/"),
+            &[("Authorization", APP_AUTH)],
+            None,
+        )
+    }
+
+    /// Connects and answers the session. Returns the answer to the final POST.
+    pub fn run(&mut self, u: &str) -> Answer {
+        let c = self.connect(u);
+        assert_eq!(c.status, 200, "connect: {}", c.body);
+        let request = c.json()["request"].clone();
+        self.respond(u, &request)
+    }
+
+    /// Posts proofs or commitments for `request` (the session request the app received).
+    pub fn respond(&mut self, u: &str, request: &Value) -> Answer {
+        let (body, pending) = self.answer(request);
+        let path = if pending.is_some() {
+            "commitments"
+        } else {
+            "proofs"
+        };
+        let a = http(
+            "POST",
+            &format!("{u}/{path}"),
+            &[
+                ("Authorization", APP_AUTH),
+                ("Content-Type", "application/json"),
+            ],
+            Some(&body),
+        );
+        if let (Some((pending, creds)), 200) = (pending, a.status) {
+            let sigs: Vec<IssueSignatureMessage> =
+                serde_json::from_value(a.json()["sigs"].clone()).expect("sigs");
+            let _ = creds;
+            self.wallet
+                .finish_issuance(&self.conf, pending, &sigs, now())
+                .expect("issued credentials verify");
+        }
+        a
+    }
+
+    /// The body the app would post, and for issuance what it needs to finish.
+    #[allow(clippy::type_complexity)]
+    pub fn answer(
+        &mut self,
+        request: &Value,
+    ) -> (
+        String,
+        Option<(irma_idemix::holder::PendingIssuance, Vec<CredentialRequest>)>,
+    ) {
+        let context = big(&request["context"]);
+        let nonce = big(&request["nonce"]);
+        let cdc: ConDisCon = serde_json::from_value(
+            request
+                .get("disclose")
+                .cloned()
+                .filter(|v| !v.is_null())
+                .unwrap_or(Value::Array(vec![])),
+        )
+        .expect("condiscon");
+        let choice = self
+            .choose(&cdc)
+            .expect("the wallet can satisfy the request");
+        match request["@context"].as_str().unwrap() {
+            "https://irma.app/ld/request/issuance/v2" => {
+                let creds: Vec<CredentialRequest> =
+                    serde_json::from_value(request["credentials"].clone()).unwrap();
+                let (msg, pending) = self
+                    .wallet
+                    .start_issuance(
+                        &self.conf,
+                        &creds,
+                        &choice.selections,
+                        &choice.picks,
+                        &context,
+                        &nonce,
+                        &mut self.rng,
+                    )
+                    .expect("commitments");
+                (serde_json::to_string(&msg).unwrap(), Some((pending, creds)))
+            }
+            "https://irma.app/ld/request/signature/v2" => {
+                let message = request["message"].as_str().unwrap();
+                let sm = self
+                    .wallet
+                    .sign(
+                        &choice.selections,
+                        &choice.picks,
+                        message,
+                        &context,
+                        &nonce,
+                        None,
+                        &mut self.rng,
+                    )
+                    .expect("signature");
+                (serde_json::to_string(&sm).unwrap(), None)
+            }
+            _ => {
+                let d = self
+                    .wallet
+                    .disclose(
+                        &choice.selections,
+                        &choice.picks,
+                        &context,
+                        &nonce,
+                        &mut self.rng,
+                    )
+                    .expect("disclosure");
+                (serde_json::to_string(&d).unwrap(), None)
+            }
+        }
+    }
+
+    /// The value of attribute `id` (`s.i.c.a`) in credential `cred`, if it has it.
+    fn value(&self, cred: usize, id: &str) -> Option<(usize, Option<String>)> {
+        let c = &self.wallet.credentials[cred];
+        let ct = self.conf.credential_type(&c.credential_type).ok()?;
+        if id == ct.id {
+            return Some((1, Some("present".into())));
+        }
+        let name = id.strip_prefix(&format!("{}.", ct.id))?;
+        let idx = ct.base_index(name)?;
+        let version = c.metadata()?.version;
+        Some((idx, decode(&c.m[idx], version)))
+    }
+
+    /// The first satisfiable conjunction of every disjunction, from the first fitting credentials.
+    fn choose(&self, cdc: &ConDisCon) -> Option<Choice> {
+        let mut selections: Vec<Selection> = Vec::new();
+        let mut picks = Vec::new();
+        for discon in cdc {
+            let mut chosen = None;
+            'cons: for con in discon {
+                let mut pick = Vec::new();
+                let mut used: Vec<(usize, usize)> = Vec::new(); // (credential, attr)
+                for req in con {
+                    let found = (0..self.wallet.credentials.len()).find_map(|cred| {
+                        let (idx, val) = self.value(cred, req.id())?;
+                        satisfies(req, val.as_deref()).then_some((cred, idx))
+                    });
+                    match found {
+                        Some(x) => used.push(x),
+                        None => continue 'cons,
+                    }
+                }
+                for (cred, idx) in used {
+                    let sel = match selections.iter().position(|s| s.credential == cred) {
+                        Some(i) => i,
+                        None => {
+                            selections.push(Selection {
+                                credential: cred,
+                                disclose: vec![],
+                            });
+                            selections.len() - 1
+                        }
+                    };
+                    if idx != 1 && !selections[sel].disclose.contains(&idx) {
+                        selections[sel].disclose.push(idx);
+                    }
+                    pick.push((sel, idx));
+                }
+                chosen = Some(pick);
+                break;
+            }
+            picks.push(chosen?);
+        }
+        Some(Choice { selections, picks })
+    }
+}
+
+fn satisfies(req: &AttributeRequest, value: Option<&str>) -> bool {
+    match req {
+        AttributeRequest::Id(_) => true,
+        AttributeRequest::Full {
+            value: want,
+            not_null,
+            ..
+        } => (!not_null || value.is_some()) && want.as_deref().is_none_or(|w| value == Some(w)),
+    }
+}
+
+fn big(v: &Value) -> Int {
+    serde_json::from_value::<Big>(v.clone())
+        .map(|b| b.0)
+        .unwrap_or(Int::ZERO)
+}
