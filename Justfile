@@ -21,6 +21,7 @@ run: guest
 # Run every test: unit and property tests, the recorded app sessions, and the real binary
 # driven over HTTP by the test wallet.
 test: guest
+    cargo build --release -p irma-guest --target wasm32-wasip2 --features chaos --target-dir target/chaos
     cargo build --release -p irma-server
     cargo test --release --workspace
 
@@ -29,6 +30,10 @@ bench:
     cargo bench -p irma-idemix --features workload --bench idemix
     cargo build --release -p irma-idemix --features workload --example idemix_bench --target wasm32-wasip2
     cargo bench -p irma-server --bench idemix_wasm
+    cargo build --release -p irma-guest --target wasm32-wasip2
+    cargo bench -p irma-server --bench guest_overhead
+    cargo build --release -p irma-server
+    tests/bench/status_polls.sh 10 64
 
 # Formatting and lints, as CI wants them.
 lint:

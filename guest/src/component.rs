@@ -50,6 +50,8 @@ impl Guest for Component {
     }
 
     fn transition(record: Vec<u8>, event: wit::Event, ctx: wit::Context) -> wit::Outcome {
+        #[cfg(feature = "chaos")]
+        chaos(&event);
         install_arith();
         let config = config(&ctx.config);
         let mut c = Ctx {
@@ -238,5 +240,27 @@ fn started(s: Started) -> wit::Started {
         requestor_token: s.requestor_token,
         client_token: s.client_token,
         outcome: outcome(s.outcome),
+    }
+}
+
+/// Misbehaviour on demand, for the host's containment tests (`--features chaos` only): an app
+/// posting proofs `trap`, `loop` or `alloc` makes the guest panic, spin or grow without end.
+#[cfg(feature = "chaos")]
+fn chaos(event: &wit::Event) {
+    if let wit::Event::AppProofs(r) = event {
+        match r.body.as_slice() {
+            b"trap" => panic!("chaos: trap"),
+            b"loop" => loop {
+                std::hint::black_box(0u64);
+            },
+            b"alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            _ => {}
+        }
     }
 }

@@ -46,12 +46,10 @@ async fn main() -> Result<()> {
         allow_unsigned_callbacks: args.allow_unsigned_callbacks,
         timestamp_keys: args.timestamp_keys()?,
     };
-    if args.sse {
-        tracing::warn!("--sse: server-sent events are not served yet; apps and frontends poll");
-    }
     let state = Arc::new(AppState {
         sessions: Sessions::new(Arc::new(runtime), store, config),
         requestors: args.requestors()?,
+        sse: args.sse,
     });
     let addr = SocketAddr::new(args.listen_addr, args.port);
     let listener = tokio::net::TcpListener::bind(addr)

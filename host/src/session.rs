@@ -204,3 +204,33 @@ impl<S: SessionStore> Sessions<S> {
             })
     }
 }
+
+impl<S: SessionStore> Sessions<S> {
+    /// The client token and current status (lazy timeout applied) of a session.
+    pub async fn current_status(
+        &self,
+        token: Token<'_>,
+    ) -> Result<Option<(String, types::SessionStatus)>, HttpError> {
+        let loaded = match self.store.load(token).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::error!("{e}");
+                return Err(HttpError::new(Kind::InternalError, ""));
+            }
+        };
+        let reply = self
+            .handle(Token::Client(&loaded.ct), types::Event::RequestorStatus)
+            .await;
+        let status = match serde_json::from_slice::<String>(&reply.body).as_deref() {
+            Ok("INITIALIZED") => types::SessionStatus::Initialized,
+            Ok("PAIRING") => types::SessionStatus::Pairing,
+            Ok("CONNECTED") => types::SessionStatus::Connected,
+            Ok("DONE") => types::SessionStatus::Done,
+            Ok("CANCELLED") => types::SessionStatus::Cancelled,
+            Ok("TIMEOUT") => types::SessionStatus::Timeout,
+            _ => return Ok(None),
+        };
+        Ok(Some((loaded.ct, status)))
+    }
+}

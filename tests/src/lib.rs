@@ -77,31 +77,34 @@ impl Server {
             .arg("-s")
             .arg(&s)
             .arg("-k")
-            .arg(&k)
-            .arg("--guest")
-            .arg(guest())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .arg(&k);
+        if !extra.contains(&"--guest") {
+            cmd.arg("--guest").arg(guest());
+        }
+        cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("irma-server starts");
-        // Wait for "listening", echoing the log so a failing start explains itself.
+        // Wait for "listening"; a server that exits or hangs first explains itself.
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && line.contains("listening") {
-                    let _ = tx.send(());
-                    sent = true;
-                }
                 if std::env::var_os("IRMA_TEST_LOG").is_some() || line.contains("ERROR") {
                     eprintln!("[irma-server] {line}");
                 }
+                let _ = tx.send(line);
             }
         });
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
-            panic!("irma-server did not start listening");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains("listening") => break,
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("irma-server did not start listening:\n{}", seen.join("\n"));
+                }
+            }
         }
         Server {
             child,

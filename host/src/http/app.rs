@@ -2,6 +2,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
@@ -31,9 +32,12 @@ async fn dispatch_root(
     Path(ct): Path<String>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    route(state, ct, String::new(), method, headers, body).await
+    match body {
+        Ok(body) => route(state, ct, String::new(), method, headers, body).await,
+        Err(e) => super::body_error(e).into_response(),
+    }
 }
 
 async fn dispatch(
@@ -41,9 +45,12 @@ async fn dispatch(
     Path((ct, rest)): Path<(String, String)>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    route(state, ct, rest, method, headers, body).await
+    match body {
+        Ok(body) => route(state, ct, rest, method, headers, body).await,
+        Err(e) => super::body_error(e).into_response(),
+    }
 }
 
 /// An error inside `/irma` for a path or method that does not exist.
@@ -93,6 +100,32 @@ async fn route(
         ("proofs", &Method::POST) => Event::AppProofs(app(body)),
         ("commitments", &Method::POST) => Event::AppCommitments(app(body)),
         ("status", &Method::GET) => Event::AppStatus,
+        ("statusevents", &Method::GET) => {
+            return super::sse::stream(
+                state.clone(),
+                Token::Client(&ct),
+                super::sse::Format::Bare,
+                super::sse::Refusal::App,
+            )
+            .await;
+        }
+        ("frontend/statusevents", &Method::GET) => {
+            // The frontend authorization is checked against the record through the guest.
+            let check = state
+                .sessions
+                .handle(Token::Client(&ct), Event::FrontendStatus(auth.clone()))
+                .await;
+            if check.status != 200 {
+                return check.into_response();
+            }
+            return super::sse::stream(
+                state.clone(),
+                Token::Client(&ct),
+                super::sse::Format::Frontend,
+                super::sse::Refusal::App,
+            )
+            .await;
+        }
         ("frontend/status", &Method::GET) => Event::FrontendStatus(auth.clone()),
         ("frontend/options", &Method::POST) => Event::FrontendOptions(app(body)),
         ("frontend/pairingcompleted", &Method::POST) => {

@@ -9,15 +9,20 @@ pub enum Kind {
     InvalidRequest,
     SessionUnknown,
     Unauthorized,
+    UnauthorizedSession,
     InternalError,
+    Exception,
+    SseDisabled,
+    Unsupported,
 }
 
 impl Kind {
     pub fn status(self) -> u16 {
         match self {
             Kind::InvalidRequest | Kind::SessionUnknown => 400,
-            Kind::Unauthorized => 403,
-            Kind::InternalError => 500,
+            Kind::Unauthorized | Kind::UnauthorizedSession => 403,
+            Kind::InternalError | Kind::Exception | Kind::SseDisabled => 500,
+            Kind::Unsupported => 501,
         }
     }
 
@@ -25,8 +30,11 @@ impl Kind {
         match self {
             Kind::InvalidRequest => "INVALID_REQUEST",
             Kind::SessionUnknown => "SESSION_UNKNOWN",
-            Kind::Unauthorized => "UNAUTHORIZED",
+            Kind::Unauthorized | Kind::UnauthorizedSession => "UNAUTHORIZED",
             Kind::InternalError => "INTERNAL_ERROR",
+            Kind::Exception => "EXCEPTION",
+            Kind::SseDisabled => "SSE_DISABLED",
+            Kind::Unsupported => "UNSUPPORTED",
         }
     }
 
@@ -35,7 +43,11 @@ impl Kind {
             Kind::InvalidRequest => "Invalid HTTP request",
             Kind::SessionUnknown => "Unknown or expired session",
             Kind::Unauthorized => "You are not authorized to issue or verify this attribute",
+            Kind::UnauthorizedSession => "You are not authorized to access the session",
             Kind::InternalError => "Internal server error",
+            Kind::Exception => "Encountered unexpected problem",
+            Kind::SseDisabled => "Server sent events disabled",
+            Kind::Unsupported => "Unsupported by this server",
         }
     }
 }

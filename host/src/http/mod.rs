@@ -4,6 +4,7 @@
 pub mod app;
 pub mod errors;
 pub mod requestor;
+pub mod sse;
 
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ pub struct AppState {
     pub sessions: Sessions<MemoryStore>,
     /// `None` with `--no-auth`; else the token of each requestor.
     pub requestors: Option<Vec<(String, String)>>,
+    /// Serve `statusevents` (`--sse`).
+    pub sse: bool,
 }
 
 pub type Shared = Arc<AppState>;
@@ -44,6 +47,7 @@ pub fn router(state: Shared) -> Router {
         .merge(requestor::routes())
         .merge(app::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .layer(cors)
         .with_state(state)
 }
@@ -58,4 +62,28 @@ pub fn check_token(token: &str, what: &str) -> Result<(), HttpError> {
             format!("string did not pass input validation for {what}"),
         ))
     }
+}
+
+/// A body that could not be read (too large, broken): `400 INVALID_REQUEST`, as the reference.
+pub fn body_error(e: axum::extract::rejection::BytesRejection) -> HttpError {
+    HttpError::new(Kind::InvalidRequest, format!("http: {}", e.body_text()))
+}
+
+/// Refuses a body whose announced length is over the cap at once, without reading it; bodies
+/// without a length are cut off at the cap by `DefaultBodyLimit` while they are read.
+async fn refuse_announced_oversize(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return HttpError::new(Kind::InvalidRequest, "http: request body too large")
+            .into_response();
+    }
+    next.run(req).await
 }

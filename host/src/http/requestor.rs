@@ -2,6 +2,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,7 @@ pub fn routes() -> Router<Shared> {
         .route("/session/{rt}", axum::routing::delete(cancel))
         .route("/session/{rt}/status", get(status))
         .route("/session/{rt}/result", get(result))
+        .route("/session/{rt}/statusevents", get(statusevents))
 }
 
 /// Which requestor sent this, by the authenticator rules of irma-server.md §3.1 (none and
@@ -56,7 +58,15 @@ fn authenticate(state: &Shared, headers: &HeaderMap) -> Result<String, HttpError
     }
 }
 
-async fn start(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn start(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return super::body_error(e).into_response(),
+    };
     let requestor = match authenticate(&state, &headers) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -89,4 +99,20 @@ async fn result(State(state): State<Shared>, Path(rt): Path<String>) -> Response
 
 async fn cancel(State(state): State<Shared>, Path(rt): Path<String>) -> Response {
     on_session(state, rt, Event::RequestorCancel).await
+}
+
+async fn statusevents(State(state): State<Shared>, Path(rt): Path<String>) -> Response {
+    if !state.sse {
+        return HttpError::new(Kind::SseDisabled, "").into_response();
+    }
+    if let Err(e) = check_token(&rt, "requestorToken") {
+        return e.into_response();
+    }
+    super::sse::stream(
+        state.clone(),
+        Token::Requestor(&rt),
+        super::sse::Format::Bare,
+        super::sse::Refusal::Requestor,
+    )
+    .await
 }
