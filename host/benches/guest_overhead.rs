@@ -135,6 +135,20 @@ fn main() {
         session::start(request, "", &mut c).unwrap();
     });
     row("start session", nt, g);
+    let mut phases = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..n {
+        let p = runtime.phases(&record, &types::Event::RequestorStatus, &ctx);
+        for (v, d) in phases.iter_mut().zip(p) {
+            v.push(d);
+        }
+    }
+    let [a, b, c] = phases.map(median);
+    println!(
+        "\nstatus poll in the guest, by phase (median us): new store {:.1}, instantiate {:.1}, call {:.1}",
+        a.as_secs_f64() * 1e6,
+        b.as_secs_f64() * 1e6,
+        c.as_secs_f64() * 1e6
+    );
 }
 
 fn row(name: &str, native: Duration, guest: Duration) {

@@ -142,12 +142,26 @@ impl<S: SessionStore> Sessions<S> {
                 }
             };
             let ctx = context(&self.config);
-            let record = loaded.record.clone();
-            let ev = event.clone();
-            let outcome = match self
-                .blocking(move |rt| rt.transition(&record, &ev, &ctx))
-                .await
-            {
+            // Proofs and commitments take milliseconds of cryptography: off the async workers.
+            // Everything else is tens of microseconds, cheaper than a thread hand-off.
+            let heavy = matches!(
+                event,
+                types::Event::AppProofs(_) | types::Event::AppCommitments(_)
+            );
+            let outcome = if heavy {
+                let record = loaded.record.clone();
+                let ev = event.clone();
+                self.blocking(move |rt| rt.transition(&record, &ev, &ctx))
+                    .await
+            } else {
+                self.runtime
+                    .transition(&loaded.record, &event, &ctx)
+                    .map_err(|e| {
+                        tracing::error!("guest call failed: {e:#}");
+                        HttpError::new(Kind::InternalError, "")
+                    })
+            };
+            let outcome = match outcome {
                 Ok(o) => o,
                 Err(e) => return e.into(),
             };
