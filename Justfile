@@ -18,6 +18,11 @@ run: guest
     @echo "  curl -s -H 'Content-Type: application/json' http://127.0.0.1:8088/session -d '{\"@context\":\"https://irma.app/ld/request/disclosure/v2\",\"disclose\":[[[\"stateless-demo.University.studentCard.studentID\"]]]}'"
     ./target/release/irma-server -l 127.0.0.1 -p 8088 --no-auth -s host/demo/irma_configuration -k host/demo/privatekeys
 
+# Against a running `just run`: play requestor and app through issuance, disclosure and a
+# signature, printing every step.
+demo url="http://127.0.0.1:8088":
+    cargo run --release -q -p irma-tests --bin irma-demo -- {{url}}
+
 # Run every test: unit and property tests, the recorded app sessions, and the real binary
 # driven over HTTP by the test wallet.
 test: guest

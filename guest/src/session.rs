@@ -447,7 +447,8 @@ fn finish(
     rec.last_active_ms = ctx.now_ms;
     rec.result.status = Status::Done;
     rec.result.proof_status = Some(status);
-    rec.result.disclosed = disclosed;
+    // Go's `omitempty`: an empty list (issuance without disclosure) is left out.
+    rec.result.disclosed = disclosed.filter(|d| !d.as_array().is_some_and(Vec::is_empty));
     rec.result.signature = signature;
 }
 

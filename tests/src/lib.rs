@@ -44,9 +44,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A running server, killed on drop.
+/// A running server, killed on drop (unless it was started elsewhere).
 pub struct Server {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
     pub url: String,
 }
@@ -107,21 +107,37 @@ impl Server {
             }
         }
         Server {
-            child,
+            child: Some(child),
             port,
             url: format!("http://127.0.0.1:{port}"),
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// A server someone else runs, at `url`.
+    pub fn external(url: &str) -> Server {
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or(80);
+        Server {
+            child: None,
+            port,
+            url: url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -133,6 +149,11 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The body as JSON, or as a JSON string when it is not JSON.
+    pub fn json_or_text(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| Value::String(self.body.clone()))
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
@@ -201,7 +222,11 @@ impl Session {
     pub fn start(server: &Server, request: &Value) -> Session {
         let a = post_json(&format!("{}/session", server.url), request);
         assert_eq!(a.status, 200, "POST /session: {}", a.body);
-        let v = a.json();
+        Session::from_start(server, a.json())
+    }
+
+    /// The session of a `POST /session` answer.
+    pub fn from_start(server: &Server, v: Value) -> Session {
         Session {
             server: server.url.clone(),
             token: v["token"].as_str().unwrap().to_owned(),

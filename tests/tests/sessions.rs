@@ -46,6 +46,10 @@ fn issue_then_disclose_then_sign_with_the_demo_scheme() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.json()["proofStatus"], "VALID");
     assert_eq!(s.status(), "DONE");
+    assert_eq!(
+        s.result(),
+        json!({"token": s.token, "status": "DONE", "type": "issuing", "proofStatus": "VALID"})
+    );
     assert_eq!(app.wallet.credentials.len(), 1);
 
     let s = Session::start(
