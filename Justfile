@@ -26,6 +26,7 @@ demo url="http://127.0.0.1:8088":
 # Run every test: unit and property tests, the recorded app sessions, and the real binary
 # driven over HTTP by the test wallet.
 test: guest
+    cd tests/clients && (test -d node_modules || npm ci --no-audit --no-fund)
     cargo build --release -p irma-guest --target wasm32-wasip2 --features chaos --target-dir target/chaos
     cargo build --release -p irma-server
     cargo test --release --workspace
