@@ -9,9 +9,11 @@ use clap::{ArgAction, Parser};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Parser)]
+// Repeated flags override earlier ones, as with `irma server` (pflag).
 #[command(
     name = "irma-server",
     version,
+    args_override_self = true,
     about = "A stateless IRMA/Yivi server; session logic runs as a WebAssembly component"
 )]
 pub struct Args {

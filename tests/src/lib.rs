@@ -73,6 +73,7 @@ impl Server {
             ),
         };
         let mut cmd = Command::new(server_binary());
+        // Flags may repeat (the last wins, as with `irma server`), so `extra` can override these.
         cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "--no-auth"])
             .arg("-s")
             .arg(&s)
