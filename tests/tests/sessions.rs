@@ -118,6 +118,24 @@ fn irma_demo_issuance_with_disclosure_and_a_2048_bit_random_blind_credential() {
     assert_eq!(r["disclosed"][0][0]["rawvalue"], "s7654321");
     assert_eq!(app.wallet.credentials.len(), 2);
     assert_eq!(app.wallet.credentials[1].pk.params.ln, 2048);
+    // An attribute-based signature with the irma-demo card.
+    let s = Session::start(
+        &server,
+        &json!({
+            "@context": "https://irma.app/ld/request/signature/v2",
+            "message": "irma-demo signs",
+            "disclose": [[["irma-demo.RU.studentCard.studentID"]]]
+        }),
+    );
+    assert_eq!(app.run(&s.u).status, 200);
+    let r = s.result();
+    assert_eq!(
+        (
+            r["proofStatus"].as_str(),
+            r["signature"]["message"].as_str()
+        ),
+        (Some("VALID"), Some("irma-demo signs"))
+    );
     // And the random-blind credential discloses.
     let s = Session::start(
         &server,
