@@ -589,3 +589,38 @@ fn oversized_post(port: u16, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+#[test]
+fn jwt_outputs_without_a_key_and_health() {
+    let s = new_session();
+    for path in ["result-jwt", "getproof"] {
+        assert_error(
+            &get(&format!("{}/session/{}/{path}", s.server, s.token)),
+            500,
+            "EXCEPTION",
+        );
+    }
+    assert_error(&get(&format!("{}/publickey", s.server)), 501, "UNSUPPORTED");
+    let h = get(&format!("{}/health", s.server));
+    assert_eq!((h.status, h.body.as_str()), (200, "OK"));
+}
+
+#[test]
+fn augment_return_url_needs_the_flag() {
+    let req = json!({"@context": "https://irma.app/ld/request/disclosure/v2",
+                     "disclose": [[["stateless-demo.University.studentCard.studentID"]]],
+                     "clientReturnUrl": "https://example.com/back?x=1", "augmentReturnUrl": true});
+    assert_error(
+        &post_json(&format!("{}/session", server().url), &req),
+        400,
+        "INVALID_REQUEST",
+    );
+    let other = Server::start(Schemes::Demo, &["--augment-client-return-url"]);
+    let s = Session::start(&other, &req);
+    let app = App::new(conf(), 9);
+    let c = app.connect(&s.u);
+    assert_eq!(
+        c.json()["request"]["clientReturnUrl"],
+        format!("https://example.com/back?x=1&token={}", s.token)
+    );
+}

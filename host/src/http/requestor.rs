@@ -20,6 +20,10 @@ pub fn routes() -> Router<Shared> {
         .route("/session/{rt}/status", get(status))
         .route("/session/{rt}/result", get(result))
         .route("/session/{rt}/statusevents", get(statusevents))
+        .route("/session/{rt}/result-jwt", get(no_jwt_key))
+        .route("/session/{rt}/getproof", get(no_jwt_key))
+        .route("/publickey", get(no_public_key))
+        .route("/health", get(|| async { "OK" }))
 }
 
 /// Which requestor sent this, by the authenticator rules of irma-server.md §3.1 (none and
@@ -115,4 +119,14 @@ async fn statusevents(State(state): State<Shared>, Path(rt): Path<String>) -> Re
         super::sse::Refusal::Requestor,
     )
     .await
+}
+
+/// JWT outputs need `--jwt-privkey`, which this server does not support yet; like the
+/// reference without a key, the answer comes before any session lookup.
+async fn no_jwt_key() -> Response {
+    HttpError::new(Kind::Exception, "JWT signing not supported").into_response()
+}
+
+async fn no_public_key() -> Response {
+    HttpError::new(Kind::Unsupported, "no JWT private key configured").into_response()
 }
