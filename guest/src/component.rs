@@ -36,15 +36,7 @@ impl Guest for Component {
         requestor: String,
         ctx: wit::Context,
     ) -> Result<wit::Started, wit::Response> {
-        install_arith();
-        let config = config(&ctx.config);
-        let mut c = Ctx {
-            now_ms: ctx.now_ms,
-            rng: rng(&ctx.random),
-            config: &config,
-            keys: &HostKeys,
-        };
-        session::start(&body, &requestor, &mut c)
+        with_ctx(&ctx, |c| session::start(&body, &requestor, c))
             .map(started)
             .map_err(response)
     }
@@ -52,16 +44,24 @@ impl Guest for Component {
     fn transition(record: Vec<u8>, event: wit::Event, ctx: wit::Context) -> wit::Outcome {
         #[cfg(feature = "chaos")]
         chaos(&event);
-        install_arith();
-        let config = config(&ctx.config);
-        let mut c = Ctx {
-            now_ms: ctx.now_ms,
-            rng: rng(&ctx.random),
-            config: &config,
-            keys: &HostKeys,
-        };
-        outcome(session::transition(&record, event_from(event), &mut c))
+        outcome(with_ctx(&ctx, |c| {
+            session::transition(&record, event_from(event), c)
+        }))
     }
+}
+
+/// Runs `f` with the session context built from the host's: its clock, a generator seeded
+/// from its randomness, its configuration, and the imported keys and arithmetic.
+fn with_ctx<T>(ctx: &wit::Context, f: impl FnOnce(&mut Ctx) -> T) -> T {
+    install_arith();
+    let config = config(&ctx.config);
+    let mut c = Ctx {
+        now_ms: ctx.now_ms,
+        rng: rng(&ctx.random),
+        config: &config,
+        keys: &HostKeys,
+    };
+    f(&mut c)
 }
 
 /// The host's native multi-exponentiation, installed on first use in this instance.

@@ -136,11 +136,16 @@ pub fn validate_and_enrich(
             "nextSession is not supported by this server yet",
         ));
     }
-    if p.callback_url.is_some() && !policy.allow_unsigned_callbacks {
-        return Err(err(
-            Unsupported,
-            "callbackUrl needs a JWT private key or --allow-unsigned-callbacks",
-        ));
+    if p.callback_url.is_some() {
+        // Refused rather than accepted and never delivered: the outbox that delivers callbacks
+        // after the commit comes with the Redis store. (Without --allow-unsigned-callbacks
+        // the reference refuses them too.)
+        let why = if policy.allow_unsigned_callbacks {
+            "callbackUrl is not supported by this server yet"
+        } else {
+            "callbackUrl needs a JWT private key or --allow-unsigned-callbacks"
+        };
+        return Err(err(Unsupported, why));
     }
     match p.request.get("revocation") {
         None | Some(Value::Null) => {}

@@ -349,44 +349,25 @@ fn connect_negotiation_and_authorization() {
 fn tokens_paths_and_frontend_authorization() {
     let srv = server();
     let unknown = "AAAAAAAAAAAAAAAAAAAA";
-    assert_error(
-        &get(&format!("{}/session/{unknown}/status", srv.url)),
-        400,
-        "SESSION_UNKNOWN",
-    );
-    assert_error(
-        &get(&format!("{}/session/{unknown}/result", srv.url)),
-        400,
-        "SESSION_UNKNOWN",
-    );
-    assert_error(
-        &get(&format!("{}/irma/session/{unknown}/status", srv.url)),
-        400,
-        "SESSION_UNKNOWN",
-    );
-    assert_error(
-        &get(&format!("{}/irma/session/{unknown}/nonsense", srv.url)),
-        400,
-        "SESSION_UNKNOWN",
-    );
-    assert_error(
-        &get(&format!("{}/session/short/status", srv.url)),
-        400,
-        "INVALID_REQUEST",
-    );
-    assert_error(
-        &get(&format!("{}/session/{unknown}x/status", srv.url)),
-        400,
-        "INVALID_REQUEST",
-    );
-    assert_error(
-        &get(&format!(
-            "{}/irma/session/bad-token-!!!!!!!!!!/status",
-            srv.url
-        )),
-        400,
-        "INVALID_REQUEST",
-    );
+    let cases = [
+        (format!("/session/{unknown}/status"), "SESSION_UNKNOWN"),
+        (format!("/session/{unknown}/result"), "SESSION_UNKNOWN"),
+        (format!("/irma/session/{unknown}/status"), "SESSION_UNKNOWN"),
+        // The session is looked up before the sub-path is routed, as the reference does.
+        (
+            format!("/irma/session/{unknown}/nonsense"),
+            "SESSION_UNKNOWN",
+        ),
+        ("/session/short/status".to_owned(), "INVALID_REQUEST"),
+        (format!("/session/{unknown}x/status"), "INVALID_REQUEST"),
+        (
+            "/irma/session/bad-token-!!!!!!!!!!/status".to_owned(),
+            "INVALID_REQUEST",
+        ),
+    ];
+    for (path, error) in cases {
+        assert_error(&get(&format!("{}{path}", srv.url)), 400, error);
+    }
     let s = new_session();
     let a = get(&format!("{}/nonsense", s.u));
     assert_eq!(
