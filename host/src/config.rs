@@ -187,3 +187,71 @@ impl Args {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec!["irma-server", "-s", "/schemes"];
+        v.extend_from_slice(extra);
+        Args::parse_from(v)
+    }
+
+    #[test]
+    fn the_app_url_is_normalized_as_irma_server_does() {
+        assert_eq!(
+            args(&["-u", "https://irma.example.com"]).app_url(),
+            "https://irma.example.com/irma/"
+        );
+        assert_eq!(
+            args(&["-u", "https://x.example/irma/"]).app_url(),
+            "https://x.example/irma/"
+        );
+        assert_eq!(
+            args(&["-u", "http://127.0.0.1:port", "-p", "9000"]).app_url(),
+            "http://127.0.0.1:9000/irma/"
+        );
+        assert_eq!(
+            args(&["-l", "127.0.0.1", "-p", "8088"]).app_url(),
+            "http://127.0.0.1:8088/irma/"
+        );
+    }
+
+    #[test]
+    fn authentication_defaults_follow_production() {
+        assert!(args(&[]).no_auth());
+        assert!(!args(&["--production"]).no_auth());
+        assert!(!args(&["--no-auth=false"]).no_auth());
+        assert_eq!(args(&[]).requestors().unwrap(), None);
+        let a = args(&[
+            "--no-auth=false",
+            "--requestors",
+            r#"{"a":{"auth_method":"token","key":"k"}}"#,
+        ]);
+        assert_eq!(
+            a.requestors().unwrap(),
+            Some(vec![("a".into(), "k".into())])
+        );
+        let bad = args(&[
+            "--no-auth=false",
+            "--requestors",
+            r#"{"a":{"auth_method":"hmac","key":"k"}}"#,
+        ]);
+        assert!(bad.requestors().is_err());
+    }
+
+    #[test]
+    fn timestamp_keys_are_hex() {
+        let k = "a8ddaae8b274c53ad479d9a3a8565f90fa032ff8c7ee1ef785f034ac9d70b73e";
+        assert_eq!(
+            args(&["--timestamp-keys", k]).timestamp_keys().unwrap()[0][0],
+            0xa8
+        );
+        assert!(
+            args(&["--timestamp-keys", "abcd"])
+                .timestamp_keys()
+                .is_err()
+        );
+    }
+}

@@ -121,3 +121,53 @@ impl SessionStore for MemoryStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn compare_and_swap_takes_one_writer_per_version() {
+        let s = MemoryStore::new();
+        s.create(
+            "R".repeat(20).as_str(),
+            "C".repeat(20).as_str(),
+            b"v1".to_vec(),
+            60,
+        )
+        .await
+        .unwrap();
+        let ct = "C".repeat(20);
+        let l = s
+            .load(Token::Requestor(&"R".repeat(20)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (l.ct.as_str(), l.record.as_slice(), l.version),
+            (ct.as_str(), &b"v1"[..], 1)
+        );
+        assert_eq!(s.save(&ct, 1, b"v2".to_vec(), 60).await.unwrap(), Saved::Ok);
+        // A second writer that loaded version 1 loses, and the record is the winner's.
+        assert_eq!(
+            s.save(&ct, 1, b"v2-other".to_vec(), 60).await.unwrap(),
+            Saved::Conflict
+        );
+        let l = s.load(Token::Client(&ct)).await.unwrap().unwrap();
+        assert_eq!((l.record.as_slice(), l.version), (&b"v2"[..], 2));
+        assert!(s.load(Token::Client("nope")).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn records_expire_after_their_keep_time() {
+        let s = MemoryStore::new();
+        s.create("r", "c", b"x".to_vec(), 0).await.unwrap();
+        assert!(s.load(Token::Client("c")).await.unwrap().is_none());
+        assert_eq!(
+            s.save("c", 1, b"y".to_vec(), 60).await.unwrap(),
+            Saved::Conflict
+        );
+        s.sweep();
+        assert!(s.is_empty());
+    }
+}
