@@ -76,37 +76,30 @@ impl KeyCache {
                     supports_revocation: ct.supports_revocation,
                 },
             );
-            let issuer = ct.issuer_id();
-            for counter in 0..=u16::MAX as u32 {
-                let Ok(pk) = conf.public_key(&issuer, counter) else {
-                    if counter > 64 {
-                        break;
-                    }
-                    continue;
+        }
+        for pk in conf.public_keys() {
+            cache.public_keys.insert(
+                (pk.issuer.clone(), pk.counter),
+                keys::PublicKey {
+                    issuer: pk.issuer.clone(),
+                    counter: pk.counter,
+                    expiry: pk.expiry,
+                    n: to_be(pk.n.value()),
+                    z: to_be(&pk.z),
+                    s: to_be(&pk.s),
+                    r: pk.r.iter().map(to_be).collect(),
+                },
+            );
+        }
+        for issuer in conf.issuers_with_private_keys() {
+            if let Ok(sk) = conf.latest_private_key(issuer) {
+                let key = keys::PrivateKey {
+                    counter: sk.counter,
+                    expiry: sk.expiry,
+                    p: to_be(&sk.p),
+                    q: to_be(&sk.q),
                 };
-                cache
-                    .public_keys
-                    .entry((issuer.clone(), counter))
-                    .or_insert_with(|| keys::PublicKey {
-                        issuer: issuer.clone(),
-                        counter,
-                        expiry: pk.expiry,
-                        n: to_be(pk.n.value()),
-                        z: to_be(&pk.z),
-                        s: to_be(&pk.s),
-                        r: pk.r.iter().map(to_be).collect(),
-                    });
-            }
-            if let Ok(sk) = conf.latest_private_key(&issuer) {
-                cache
-                    .latest_private_keys
-                    .entry(issuer)
-                    .or_insert_with(|| keys::PrivateKey {
-                        counter: sk.counter,
-                        expiry: sk.expiry,
-                        p: to_be(&sk.p),
-                        q: to_be(&sk.q),
-                    });
+                cache.latest_private_keys.insert(issuer.to_owned(), key);
             }
         }
         cache
@@ -122,4 +115,44 @@ pub fn load(schemes_path: &Path, privkeys: Option<&Path>) -> Result<Configuratio
             .with_context(|| format!("loading private keys from {}", dir.display()))?;
     }
     Ok(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_answers_every_key_of_the_testdata_schemes() {
+        let root =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
+        let conf = load(
+            &root.join("irma_configuration"),
+            Some(&root.join("privatekeys")),
+        )
+        .unwrap();
+        let cache = KeyCache::from_configuration(&conf);
+        for counter in 0..=2 {
+            assert_eq!(
+                cache.public_key("irma-demo.RU", counter).unwrap().counter,
+                counter
+            );
+        }
+        assert!(cache.public_key("irma-demo.RU", 3).is_none());
+        assert_eq!(cache.latest_private_key("irma-demo.RU").unwrap().counter, 2);
+        assert_eq!(
+            cache
+                .latest_private_key("irma-demo.MijnOverheid")
+                .unwrap()
+                .counter,
+            2
+        );
+        assert!(cache.latest_private_key("irma-demo.nobody").is_none());
+        let hash = irma_idemix::attributes::type_hash("irma-demo.RU.studentCard");
+        assert_eq!(
+            cache.credential_type_by_hash(&hash).as_deref(),
+            Some("irma-demo.RU.studentCard")
+        );
+        assert!(cache.scheme("test").unwrap().distributed);
+        assert!(!cache.scheme("irma-demo").unwrap().distributed);
+    }
 }

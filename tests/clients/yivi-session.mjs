@@ -20,6 +20,9 @@ if (mode === 'sse') {
 }
 
 const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+// Library debug output goes to stderr, so that stdout carries only our events.
+const debugging = process.env.YIVI_DEBUG === '1';
+console.log = console.error;
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
 // A stand-in for the page's UI: shows the QR (prints the session pointer) and lets the user
@@ -46,7 +49,7 @@ class TestPage {
 }
 
 const yivi = new YiviCore({
-  debugging: false,
+  debugging,
   session: {
     url: server,
     start: { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(request) },

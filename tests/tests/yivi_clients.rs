@@ -55,6 +55,9 @@ fn page(
         {
             writeln!(stdin, "{code}").unwrap();
         }
+        if std::env::var_os("IRMA_TEST_LOG").is_some() {
+            eprintln!("[page] {e}");
+        }
         let done = e["event"] == "result" || e["event"] == "error";
         events.push(e);
         if done {

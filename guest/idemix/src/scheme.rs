@@ -243,6 +243,18 @@ impl Configuration {
         self.schemes.insert(scheme.id.clone(), scheme);
     }
 
+    /// Every public key, of every issuer.
+    pub fn public_keys(&self) -> impl Iterator<Item = &Arc<PublicKey>> {
+        self.public_keys
+            .values()
+            .flat_map(|by_counter| by_counter.values())
+    }
+
+    /// The issuers (`scheme.issuer`) that have at least one private key.
+    pub fn issuers_with_private_keys(&self) -> impl Iterator<Item = &str> {
+        self.private_keys.keys().map(String::as_str)
+    }
+
     pub fn public_key(&self, issuer: &str, counter: u32) -> Result<Arc<PublicKey>> {
         self.public_keys
             .get(issuer)

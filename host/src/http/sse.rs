@@ -77,6 +77,15 @@ pub async fn stream(state: Shared, token: Token<'_>, format: Format, refusal: Re
         Err(e) => return e.into_response(),
     };
     let (ct, status) = current;
+    // A frontend that subscribes after the session ended (the app was quicker than the page)
+    // learns the outcome instead of an error; the reference errors here, which leaves such a
+    // page stuck. Requestor and app channels answer as the reference does.
+    if is_final(status) && matches!(format, Format::Frontend) {
+        return Sse::new(stream::once(async move {
+            Ok::<_, Infallible>(event(status, format))
+        }))
+        .into_response();
+    }
     if is_final(status) {
         return match refusal {
             Refusal::Requestor => {
@@ -85,7 +94,11 @@ pub async fn stream(state: Shared, token: Token<'_>, format: Format, refusal: Re
             Refusal::App => HttpError::new(Kind::Exception, "session is finished").into_response(),
         };
     }
-    let first = stream::once(async move { Ok::<_, Infallible>(event(status, format)) });
+    // INITIALIZED is where every client starts (yivi-client even rejects it as an event), so
+    // only a later status is worth sending first: it tells a late subscriber what it missed.
+    let first =
+        (status != SessionStatus::Initialized).then(|| Ok::<_, Infallible>(event(status, format)));
+    let first = stream::iter(first);
     let changes = follow(rx, ct, format);
     Sse::new(first.chain(changes))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
