@@ -215,6 +215,7 @@ fn outcome(o: Outcome) -> wit::Outcome {
         record: o.record,
         response: response(o.response),
         status: status(o.status),
+        lapses_at_ms: o.lapses_at_ms,
         keep_secs: o.keep_secs,
         effects: o
             .effects

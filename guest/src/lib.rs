@@ -127,6 +127,8 @@ pub struct Outcome {
     pub record: Option<Vec<u8>>,
     pub response: Response,
     pub status: Status,
+    /// When `status` turns into TIMEOUT unless the record is written again (not final only).
+    pub lapses_at_ms: Option<i64>,
     pub keep_secs: u32,
     pub effects: Vec<Effect>,
 }

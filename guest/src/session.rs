@@ -120,6 +120,7 @@ pub fn start(body: &[u8], requestor: &str, ctx: &mut Ctx) -> Result<Started, Res
             record: Some(record.encode()),
             response: Response::json(200, &pointer),
             status: Status::Initialized,
+            lapses_at_ms: lapses_at_ms(&record, ctx.config),
             keep_secs,
             effects: vec![Effect::StatusChanged(Status::Initialized)],
         },
@@ -136,6 +137,7 @@ pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
                 record: None,
                 response: err(InternalError, e).response(),
                 status: Status::Cancelled,
+                lapses_at_ms: None,
                 keep_secs: 0,
                 effects: vec![],
             };
@@ -214,6 +216,7 @@ pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
         record: (rec != before).then(|| rec.encode()),
         response,
         status: rec.status,
+        lapses_at_ms: lapses_at_ms(&rec, ctx.config),
         keep_secs,
         effects,
     }
@@ -227,6 +230,11 @@ fn deadline_ms(rec: &SessionRecord, config: &Config) -> i64 {
         config.max_session_lifetime_secs as u64
     };
     rec.last_active_ms + secs as i64 * 1000
+}
+
+/// The instant after which the lazy timeout turns the status into TIMEOUT (`now > deadline`).
+fn lapses_at_ms(rec: &SessionRecord, config: &Config) -> Option<i64> {
+    (!rec.status.is_final()).then(|| deadline_ms(rec, config))
 }
 
 /// How long the store must keep the record: the remaining deadline plus the result lifetime, or

@@ -65,6 +65,8 @@ fn a_session_times_out_at_its_deadline_and_is_kept_for_the_result_lifetime() {
     );
     assert_eq!(status(&o), "INITIALIZED");
     assert!(o.record.is_none(), "a read writes nothing");
+    // The host's status index turns INITIALIZED into TIMEOUT after exactly this instant.
+    assert_eq!(o.lapses_at_ms, Some(deadline));
     let o = session::transition(
         &record,
         Event::RequestorStatus,
@@ -76,6 +78,7 @@ fn a_session_times_out_at_its_deadline_and_is_kept_for_the_result_lifetime() {
     );
     assert!(o.record.is_some(), "the timeout is persisted once");
     assert_eq!(o.keep_secs, config.session_result_lifetime_secs);
+    assert_eq!(o.lapses_at_ms, None, "a finished status never lapses");
     // Timed out, the app cannot connect.
     let after = o.record.unwrap();
     let o = session::transition(&after, connect(), &mut ctx(deadline + 2, &config, &keys));
@@ -98,6 +101,10 @@ fn the_requestor_timeout_applies_only_before_the_app_connects() {
     );
     assert_eq!(status(&o), "TIMEOUT");
     let o = session::transition(&record, connect(), &mut ctx(T0 + 29_000, &config, &keys));
+    assert_eq!(
+        o.lapses_at_ms,
+        Some(T0 + 29_000 + config.max_session_lifetime_secs as i64 * 1000)
+    );
     let connected = o.record.unwrap();
     let o = session::transition(
         &connected,

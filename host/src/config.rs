@@ -8,6 +8,8 @@ use anyhow::{Result, bail};
 use clap::{ArgAction, Parser};
 use serde::Deserialize;
 
+use crate::store::redis::{RedisOptions, Tls};
+
 #[derive(Debug, Clone, Parser)]
 // Repeated flags override earlier ones, as with `irma server` (pflag).
 #[command(
@@ -64,9 +66,57 @@ pub struct Args {
     /// Production mode: stricter defaults, devMode false in requests.
     #[arg(long, env = "IRMASERVER_PRODUCTION")]
     pub production: bool,
-    /// Session store: `memory`.
+    /// Session store: `memory` (this process) or `redis` (shared by replicas).
     #[arg(long, env = "IRMASERVER_STORE_TYPE", default_value = "memory")]
     pub store_type: String,
+    /// Redis `host:port` (with --store-type redis).
+    #[arg(long, env = "IRMASERVER_REDIS_ADDR")]
+    pub redis_addr: Option<String>,
+    /// Redis password.
+    #[arg(long, env = "IRMASERVER_REDIS_PW", hide_env_values = true)]
+    pub redis_pw: Option<String>,
+    /// Permit an empty Redis password.
+    #[arg(long, env = "IRMASERVER_REDIS_ALLOW_EMPTY_PASSWORD")]
+    pub redis_allow_empty_password: bool,
+    /// Redis ACL user.
+    #[arg(long, env = "IRMASERVER_REDIS_USERNAME")]
+    pub redis_username: Option<String>,
+    /// Prefix every Redis key with `<redis-username>:`.
+    #[arg(long, env = "IRMASERVER_REDIS_ACL_USE_KEY_PREFIXES")]
+    pub redis_acl_use_key_prefixes: bool,
+    /// Redis database number.
+    #[arg(long, env = "IRMASERVER_REDIS_DB", default_value_t = 0)]
+    pub redis_db: i64,
+    /// PEM certificate (or CA) of Redis: the only trusted root.
+    #[arg(long, env = "IRMASERVER_REDIS_TLS_CERT", allow_hyphen_values = true)]
+    pub redis_tls_cert: Option<String>,
+    /// File holding the PEM certificate (or CA) of Redis: the only trusted root.
+    #[arg(long, env = "IRMASERVER_REDIS_TLS_CERT_FILE")]
+    pub redis_tls_cert_file: Option<PathBuf>,
+    /// Client certificate (PEM) for TLS towards Redis.
+    #[arg(long, env = "IRMASERVER_REDIS_TLS_CLIENT_CERT_FILE")]
+    pub redis_tls_client_cert_file: Option<PathBuf>,
+    /// Client private key (PEM) for TLS towards Redis.
+    #[arg(long, env = "IRMASERVER_REDIS_TLS_CLIENT_KEY_FILE")]
+    pub redis_tls_client_key_file: Option<PathBuf>,
+    /// Plain TCP towards Redis (TLS is on by default).
+    #[arg(long, env = "IRMASERVER_REDIS_NO_TLS")]
+    pub redis_no_tls: bool,
+    /// Redis Sentinel addresses (not supported by this server yet).
+    #[arg(long, env = "IRMASERVER_REDIS_SENTINEL_ADDRS", value_delimiter = ',')]
+    pub redis_sentinel_addrs: Vec<String>,
+    /// Redis Sentinel master name (not supported yet).
+    #[arg(long, env = "IRMASERVER_REDIS_SENTINEL_MASTER_NAME")]
+    pub redis_sentinel_master_name: Option<String>,
+    /// Redis Sentinel user (not supported yet).
+    #[arg(long, env = "IRMASERVER_REDIS_SENTINEL_USERNAME")]
+    pub redis_sentinel_username: Option<String>,
+    /// Redis Sentinel password (not supported yet).
+    #[arg(long, env = "IRMASERVER_REDIS_SENTINEL_PW", hide_env_values = true)]
+    pub redis_sentinel_pw: Option<String>,
+    /// Accept the risks of replicated Redis setups (accepted for compatibility).
+    #[arg(long, env = "IRMASERVER_REDIS_ACCEPT_INCONSISTENCY_RISK")]
+    pub redis_accept_inconsistency_risk: bool,
     /// The guest component to run (default: the one this workspace builds).
     #[arg(long, env = "IRMASERVER_GUEST")]
     pub guest: Option<PathBuf>,
@@ -167,16 +217,92 @@ impl Args {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.store_type != "memory" {
-            bail!(
-                "--store-type {} is not supported yet (memory only)",
-                self.store_type
-            );
-        }
+        self.store()?;
         if self.port == 0 {
             bail!("--port must be between 1 and 65535");
         }
         Ok(())
+    }
+
+    /// The session store the flags ask for, checked as `irma server` checks them (same
+    /// messages), plus what this server does not support.
+    pub fn store(&self) -> Result<StoreChoice> {
+        match self.store_type.as_str() {
+            "" | "memory" => return Ok(StoreChoice::Memory),
+            "redis" => {}
+            _ => bail!("storeType not known"),
+        }
+        if !self.redis_sentinel_addrs.is_empty() || self.redis_sentinel_master_name.is_some() {
+            bail!("Redis Sentinel is not supported by this server yet; use --redis-addr");
+        }
+        let Some(addr) = self.redis_addr.as_deref().filter(|a| !a.is_empty()) else {
+            bail!(
+                "When Redis is used as session data store, a Redis URL must be specified with the --redis-addr flag."
+            );
+        };
+        let (host, port) = split_host_port(addr)?;
+        let password = self.redis_pw.clone().filter(|p| !p.is_empty());
+        if password.is_none() && !self.redis_allow_empty_password {
+            bail!(
+                "When Redis is used as session data store, a non-empty Redis password must be specified with the --redis-pw flag. This restriction can be relaxed by setting the --redis-allow-empty-password flag to true."
+            );
+        }
+        let cert = self.redis_tls_cert.as_deref().filter(|c| !c.is_empty());
+        let cert_file = self.redis_tls_cert_file.as_ref();
+        if self.redis_no_tls && (cert.is_some() || cert_file.is_some()) {
+            bail!(
+                "Redis TLS config failed: Redis TLS cannot be disabled when a Redis TLS certificate is specified."
+            );
+        }
+        let root_pem = match (cert, cert_file) {
+            (Some(_), Some(_)) => {
+                bail!("Redis TLS config failed: provide either key or path to key")
+            }
+            (Some(pem), None) => Some(pem.as_bytes().to_vec()),
+            (None, Some(path)) => Some(read(path, "Redis TLS certificate")?),
+            (None, None) => None,
+        };
+        let client = match (
+            &self.redis_tls_client_cert_file,
+            &self.redis_tls_client_key_file,
+        ) {
+            (Some(c), Some(k)) => Some((
+                read(c, "Redis TLS client certificate")?,
+                read(k, "Redis TLS client key")?,
+            )),
+            (None, None) => None,
+            _ => bail!(
+                "Redis TLS config failed: provide both --redis-tls-client-cert-file and --redis-tls-client-key-file, or neither"
+            ),
+        };
+        if self.redis_no_tls && client.is_some() {
+            bail!("Redis TLS config failed: a client certificate needs TLS");
+        }
+        let tls = match (self.redis_no_tls, root_pem, client) {
+            (true, _, _) => Tls::Off,
+            (false, Some(root_pem), client) => Tls::Custom { root_pem, client },
+            (false, None, None) => Tls::SystemRoots,
+            (false, None, Some(_)) => {
+                bail!(
+                    "Redis TLS config failed: a client certificate needs --redis-tls-cert or --redis-tls-cert-file"
+                )
+            }
+        };
+        let username = self.redis_username.clone().filter(|u| !u.is_empty());
+        let key_prefix = match (&username, self.redis_acl_use_key_prefixes) {
+            (Some(u), true) => format!("{u}:"),
+            (None, true) => bail!("--redis-acl-use-key-prefixes needs --redis-username"),
+            (_, false) => String::new(),
+        };
+        Ok(StoreChoice::Redis(RedisOptions {
+            host,
+            port,
+            username,
+            password,
+            db: self.redis_db,
+            tls,
+            key_prefix,
+        }))
     }
 
     /// Where the guest component is, by default the release build of this workspace.
@@ -186,6 +312,32 @@ impl Args {
                 .join("../target/wasm32-wasip2/release/irma_guest.wasm")
         })
     }
+}
+
+/// Which session store to run.
+#[derive(Debug)]
+pub enum StoreChoice {
+    Memory,
+    Redis(RedisOptions),
+}
+
+/// `host:port`, `[v6]:port`.
+fn split_host_port(addr: &str) -> Result<(String, u16)> {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        bail!("--redis-addr {addr}: expected host:port");
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let Ok(port) = port.parse::<u16>() else {
+        bail!("--redis-addr {addr}: bad port");
+    };
+    if host.is_empty() {
+        bail!("--redis-addr {addr}: no host");
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -252,6 +404,96 @@ mod tests {
             args(&["--timestamp-keys", "abcd"])
                 .timestamp_keys()
                 .is_err()
+        );
+    }
+
+    fn store_error(extra: &[&str]) -> String {
+        args(extra).store().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn redis_flags_are_checked_as_irma_server_checks_them() {
+        assert!(matches!(args(&[]).store().unwrap(), StoreChoice::Memory));
+        assert_eq!(
+            store_error(&["--store-type", "etcd"]),
+            "storeType not known"
+        );
+        let redis = ["--store-type", "redis"];
+        assert!(
+            store_error(&redis)
+                .contains("a Redis URL must be specified with the --redis-addr flag")
+        );
+        let addr = ["--store-type", "redis", "--redis-addr", "127.0.0.1:6379"];
+        assert!(store_error(&addr).contains("a non-empty Redis password must be specified"));
+        let open = [&addr[..], &["--redis-allow-empty-password"]].concat();
+        let StoreChoice::Redis(o) = args(&open).store().unwrap() else {
+            panic!("redis")
+        };
+        assert_eq!((o.host.as_str(), o.port, o.db), ("127.0.0.1", 6379, 0));
+        assert!(matches!(o.tls, Tls::SystemRoots), "TLS is on by default");
+        assert_eq!(o.key_prefix, "");
+        let no_tls_cert = [&open[..], &["--redis-no-tls", "--redis-tls-cert", "PEM"]].concat();
+        assert_eq!(
+            store_error(&no_tls_cert),
+            "Redis TLS config failed: Redis TLS cannot be disabled when a Redis TLS certificate is specified."
+        );
+        let no_tls_file = [
+            &open[..],
+            &["--redis-no-tls", "--redis-tls-cert-file", "/x"],
+        ]
+        .concat();
+        assert!(store_error(&no_tls_file).contains("cannot be disabled"));
+        let both = [
+            &open[..],
+            &["--redis-tls-cert", "PEM", "--redis-tls-cert-file", "/x"],
+        ]
+        .concat();
+        assert_eq!(
+            store_error(&both),
+            "Redis TLS config failed: provide either key or path to key"
+        );
+        let half_client = [&open[..], &["--redis-tls-client-cert-file", "/x"]].concat();
+        assert!(store_error(&half_client).contains("or neither"));
+        let prefix = [&open[..], &["--redis-acl-use-key-prefixes"]].concat();
+        assert!(store_error(&prefix).contains("needs --redis-username"));
+        let user = [
+            &prefix[..],
+            &[
+                "--redis-username",
+                "irma",
+                "--redis-pw",
+                "pw",
+                "--redis-db",
+                "3",
+            ],
+        ]
+        .concat();
+        let StoreChoice::Redis(o) = args(&user).store().unwrap() else {
+            panic!("redis")
+        };
+        assert_eq!((o.key_prefix.as_str(), o.db), ("irma:", 3));
+        assert_eq!(o.password.as_deref(), Some("pw"));
+        assert!(
+            !format!("{o:?}").contains("pw\""),
+            "the password is never printed"
+        );
+        let v6 = [
+            "--store-type",
+            "redis",
+            "--redis-addr",
+            "[::1]:7000",
+            "--redis-allow-empty-password",
+            "--redis-no-tls",
+        ];
+        let StoreChoice::Redis(o) = args(&v6).store().unwrap() else {
+            panic!("redis")
+        };
+        assert_eq!((o.host.as_str(), o.port), ("::1", 7000));
+        assert!(matches!(o.tls, Tls::Off));
+        let sentinel = [&open[..], &["--redis-sentinel-addrs", "a:1,b:2"]].concat();
+        assert!(store_error(&sentinel).contains("Sentinel is not supported"));
+        assert!(
+            store_error(&["--store-type", "redis", "--redis-addr", "nohost"]).contains("host:port")
         );
     }
 }

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use irma_server::config::Args;
+use irma_server::config::{Args, StoreChoice};
 use irma_server::http::{self, AppState};
 use irma_server::runtime::{Runtime, types};
 use irma_server::schemes::{self, KeyCache};
 use irma_server::session::Sessions;
+use irma_server::store::Store;
 use irma_server::store::memory::MemoryStore;
+use irma_server::store::redis::RedisStore;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -29,14 +31,25 @@ async fn main() -> Result<()> {
         bail!("guest writes record schema {written} but cannot read it");
     }
     tracing::info!(guest = %guest.display(), ?read, written, "guest loaded");
-    let store = Arc::new(MemoryStore::new());
-    let sweeper = store.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            sweeper.sweep();
+    let store = Arc::new(match args.store()? {
+        StoreChoice::Memory => Store::Memory(MemoryStore::new()),
+        StoreChoice::Redis(options) => {
+            let store = RedisStore::connect(&options).await?;
+            tracing::info!(addr = %format!("{}:{}", options.host, options.port), db = options.db, tls = !matches!(options.tls, irma_server::store::redis::Tls::Off), "session store: redis");
+            Store::Redis(store)
         }
     });
+    if let Store::Memory(_) = &*store {
+        let sweeper = store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                if let Store::Memory(m) = &*sweeper {
+                    m.sweep();
+                }
+            }
+        });
+    }
     let config = types::Config {
         url: args.app_url(),
         max_session_lifetime_secs: args.max_session_lifetime * 60,

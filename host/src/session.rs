@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::broadcast;
-
 use crate::http::errors::{HttpError, Kind};
 use crate::runtime::{Runtime, types};
-use crate::store::{Saved, SessionStore, Token};
+use crate::store::{
+    Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write, status_name,
+};
 
 /// How often a transition is recomputed when other requests keep winning the race.
 const MAX_ATTEMPTS: usize = 16;
@@ -41,25 +41,40 @@ impl From<HttpError> for Reply {
     }
 }
 
-/// A status change, for server-sent events.
-#[derive(Debug, Clone)]
-pub struct StatusEvent {
-    pub ct: String,
-    pub status: types::SessionStatus,
-}
-
 pub struct Sessions<S> {
     pub runtime: Arc<Runtime>,
     pub store: Arc<S>,
     pub config: types::Config,
-    pub events: broadcast::Sender<StatusEvent>,
+}
+
+/// Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A store failure, as the reference answers it: `500 INTERNAL_ERROR`, the cause in `message`.
+fn store_error(e: StoreError) -> HttpError {
+    tracing::error!("{e}");
+    HttpError::new(Kind::InternalError, e.to_string())
+}
+
+/// What the store keeps of an outcome.
+fn write(record: Vec<u8>, outcome: &types::Outcome) -> Write {
+    Write {
+        record,
+        summary: Summary {
+            status: outcome.status,
+            lapses_at_ms: outcome.lapses_at_ms,
+        },
+        keep_secs: outcome.keep_secs,
+    }
 }
 
 fn context(config: &types::Config) -> types::Context {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now_ms = now_ms();
     let mut random = vec![0u8; 64];
     getrandom::getrandom(&mut random).expect("the operating system provides randomness");
     types::Context {
@@ -71,12 +86,10 @@ fn context(config: &types::Config) -> types::Context {
 
 impl<S: SessionStore> Sessions<S> {
     pub fn new(runtime: Arc<Runtime>, store: Arc<S>, config: types::Config) -> Sessions<S> {
-        let (events, _) = broadcast::channel(1024);
         Sessions {
             runtime,
             store,
             config,
-            events,
         }
     }
 
@@ -110,7 +123,7 @@ impl<S: SessionStore> Sessions<S> {
             Ok(Err(response)) => return response.into(),
             Err(e) => return e.into(),
         };
-        let Some(record) = started.outcome.record else {
+        let Some(record) = started.outcome.record.clone() else {
             return HttpError::new(Kind::InternalError, "guest created no record").into();
         };
         if let Err(e) = self
@@ -118,13 +131,11 @@ impl<S: SessionStore> Sessions<S> {
             .create(
                 &started.requestor_token,
                 &started.client_token,
-                record,
-                started.outcome.keep_secs,
+                write(record, &started.outcome),
             )
             .await
         {
-            tracing::error!("{e}");
-            return HttpError::new(Kind::InternalError, "").into();
+            return store_error(e).into();
         }
         tracing::info!(status = ?started.outcome.status, "session started");
         started.outcome.response.into()
@@ -136,10 +147,7 @@ impl<S: SessionStore> Sessions<S> {
             let loaded = match self.store.load(token).await {
                 Ok(Some(l)) => l,
                 Ok(None) => return HttpError::new(Kind::SessionUnknown, "").into(),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    return HttpError::new(Kind::InternalError, "").into();
-                }
+                Err(e) => return store_error(e).into(),
             };
             let ctx = context(&self.config);
             // Proofs and commitments take milliseconds of cryptography: off the async workers.
@@ -165,21 +173,14 @@ impl<S: SessionStore> Sessions<S> {
                 Ok(o) => o,
                 Err(e) => return e.into(),
             };
-            if let Some(new) = outcome.record {
-                match self
-                    .store
-                    .save(&loaded.ct, loaded.version, new, outcome.keep_secs)
-                    .await
-                {
+            if let Some(new) = outcome.record.clone() {
+                match self.store.save(&loaded, write(new, &outcome)).await {
                     Ok(Saved::Ok) => {}
                     Ok(Saved::Conflict) => continue,
-                    Err(e) => {
-                        tracing::error!("{e}");
-                        return HttpError::new(Kind::InternalError, "").into();
-                    }
+                    Err(e) => return store_error(e).into(),
                 }
             }
-            self.effects(&loaded.ct, outcome.effects);
+            self.effects(&loaded.ct, outcome.effects).await;
             return outcome.response.into();
         }
         tracing::warn!("gave up after {MAX_ATTEMPTS} conflicting attempts");
@@ -187,15 +188,17 @@ impl<S: SessionStore> Sessions<S> {
     }
 
     /// Runs what the guest asked for, after the commit.
-    fn effects(&self, ct: &str, effects: Vec<types::Effect>) {
+    async fn effects(&self, ct: &str, effects: Vec<types::Effect>) {
         for e in effects {
             match e {
                 types::Effect::StatusChanged(status) => {
                     tracing::info!(?status, "session status changed");
-                    let _ = self.events.send(StatusEvent {
-                        ct: ct.to_owned(),
-                        status,
-                    });
+                    self.store
+                        .announce(StatusEvent {
+                            ct: ct.to_owned(),
+                            status,
+                        })
+                        .await;
                 }
                 types::Effect::Callback(cb) => {
                     tracing::warn!(url = %cb.url, "result callbacks are not delivered yet");
@@ -209,42 +212,32 @@ impl<S: SessionStore> Sessions<S> {
     /// Whether a session exists (for routing errors).
     pub async fn store_has(&self, token: Token<'_>) -> Result<bool, HttpError> {
         self.store
-            .load(token)
+            .summary(token)
             .await
-            .map(|l| l.is_some())
-            .map_err(|e| {
-                tracing::error!("{e}");
-                HttpError::new(Kind::InternalError, "")
-            })
+            .map(|s| s.is_some())
+            .map_err(store_error)
     }
-}
 
-impl<S: SessionStore> Sessions<S> {
-    /// The client token and current status (lazy timeout applied) of a session.
+    /// The client token and current status of a session, from its summary: no record is
+    /// loaded, no guest runs, nothing is written.
     pub async fn current_status(
         &self,
         token: Token<'_>,
     ) -> Result<Option<(String, types::SessionStatus)>, HttpError> {
-        let loaded = match self.store.load(token).await {
-            Ok(Some(l)) => l,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                tracing::error!("{e}");
-                return Err(HttpError::new(Kind::InternalError, ""));
-            }
-        };
-        let reply = self
-            .handle(Token::Client(&loaded.ct), types::Event::RequestorStatus)
-            .await;
-        let status = match serde_json::from_slice::<String>(&reply.body).as_deref() {
-            Ok("INITIALIZED") => types::SessionStatus::Initialized,
-            Ok("PAIRING") => types::SessionStatus::Pairing,
-            Ok("CONNECTED") => types::SessionStatus::Connected,
-            Ok("DONE") => types::SessionStatus::Done,
-            Ok("CANCELLED") => types::SessionStatus::Cancelled,
-            Ok("TIMEOUT") => types::SessionStatus::Timeout,
-            _ => return Ok(None),
-        };
-        Ok(Some((loaded.ct, status)))
+        let summary = self.store.summary(token).await.map_err(store_error)?;
+        Ok(summary.map(|(ct, s)| (ct, s.status_at(now_ms()))))
+    }
+
+    /// A status poll (requestor or app): the status as a JSON string.
+    pub async fn poll_status(&self, token: Token<'_>) -> Reply {
+        match self.current_status(token).await {
+            Ok(Some((_, status))) => Reply {
+                status: 200,
+                content_type: "application/json; charset=UTF-8".into(),
+                body: format!("\"{}\"", status_name(status)).into_bytes(),
+            },
+            Ok(None) => HttpError::new(Kind::SessionUnknown, "").into(),
+            Err(e) => e.into(),
+        }
     }
 }

@@ -1,12 +1,15 @@
 //! Test harness: starts the real `irma-server` binary on a free loopback port, and plays
 //! requestor and app (the Idemix test wallet) against it over HTTP.
 
+pub mod balancer;
+pub mod redis;
 pub mod wallet;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -61,7 +64,11 @@ pub enum Schemes {
 
 impl Server {
     pub fn start(schemes: Schemes, extra: &[&str]) -> Server {
-        let port = free_port();
+        Server::start_at(free_port(), schemes, extra)
+    }
+
+    /// A server on `port` (a replica restarted where the balancer expects it).
+    pub fn start_at(port: u16, schemes: Schemes, extra: &[&str]) -> Server {
         let (s, k) = match schemes {
             Schemes::Demo => (
                 root().join("host/demo/irma_configuration"),
@@ -131,6 +138,14 @@ impl Server {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
+
+    /// SIGKILL: a crash, no shutdown of any kind.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Drop for Server {
@@ -142,11 +157,53 @@ impl Drop for Server {
     }
 }
 
+/// Runs the server with `extra` flags (and `--no-auth` unless they say otherwise) expecting it
+/// to refuse to start; returns what it said.
+pub fn fails_to_start(schemes: Schemes, extra: &[&str]) -> String {
+    let s = match schemes {
+        Schemes::Demo => root().join("host/demo/irma_configuration"),
+        Schemes::Testdata => testdata().join("irma_configuration"),
+    };
+    let mut cmd = Command::new(server_binary());
+    cmd.args(["-l", "127.0.0.1", "-p", &free_port().to_string(), "-s"])
+        .arg(s)
+        .arg("--guest")
+        .arg(guest());
+    if !extra
+        .iter()
+        .any(|a| a.starts_with("--no-auth") || *a == "--production")
+    {
+        cmd.arg("--no-auth");
+    }
+    let mut child = cmd
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("irma-server runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success(), "irma-server exited successfully");
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return err;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("irma-server started with {extra:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// An HTTP answer: status and body.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
     pub body: String,
+    /// Which replica answered, when the test balancer says so (`X-Upstream`).
+    pub upstream: Option<String>,
 }
 
 impl Answer {
@@ -168,12 +225,9 @@ impl Answer {
 
 fn answer(r: Result<ureq::Response, ureq::Error>) -> Answer {
     match r {
-        Ok(resp) => Answer {
+        Ok(resp) | Err(ureq::Error::Status(_, resp)) => Answer {
             status: resp.status(),
-            body: resp.into_string().unwrap_or_default(),
-        },
-        Err(ureq::Error::Status(status, resp)) => Answer {
-            status,
+            upstream: resp.header("x-upstream").map(str::to_owned),
             body: resp.into_string().unwrap_or_default(),
         },
         Err(e) => panic!("transport error: {e}"),
@@ -263,4 +317,38 @@ impl Session {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Reads `data:` lines of an SSE stream on a thread, until `n` arrived or the stream ends.
+pub fn subscribe(url: String, auth: Option<String>, n: usize) -> mpsc::Receiver<Vec<String>> {
+    let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_read(Duration::from_secs(20))
+            .build();
+        let mut req = agent.get(&url);
+        if let Some(a) = auth {
+            req = req.set("Authorization", &a);
+        }
+        let resp = req.call().expect("subscribed");
+        let _ = ready_tx.send(());
+        let mut got = Vec::new();
+        for line in BufReader::new(resp.into_reader())
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(d) = line.strip_prefix("data:") {
+                got.push(d.trim().to_owned());
+                if got.len() == n {
+                    break;
+                }
+            }
+        }
+        let _ = tx.send(got);
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("stream opened");
+    rx
 }

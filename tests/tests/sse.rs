@@ -1,48 +1,12 @@
 //! Server-sent events: with `--sse`, requestor, app and frontend channels see every status
 //! change; without it, `SSE_DISABLED`.
 
-use std::io::{BufRead, BufReader};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use irma_idemix::{Configuration, LoadOptions};
 use irma_tests::wallet::App;
-use irma_tests::{Schemes, Server, Session, get, root};
+use irma_tests::{Schemes, Server, Session, get, root, subscribe};
 use serde_json::json;
-
-/// Reads `data:` lines of an SSE stream on a thread, until `n` arrived or the stream ends.
-fn subscribe(url: String, auth: Option<String>, n: usize) -> mpsc::Receiver<Vec<String>> {
-    let (tx, rx) = mpsc::channel();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_read(Duration::from_secs(20))
-            .build();
-        let mut req = agent.get(&url);
-        if let Some(a) = auth {
-            req = req.set("Authorization", &a);
-        }
-        let resp = req.call().expect("subscribed");
-        let _ = ready_tx.send(());
-        let mut got = Vec::new();
-        for line in BufReader::new(resp.into_reader())
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(d) = line.strip_prefix("data:") {
-                got.push(d.trim().to_owned());
-                if got.len() == n {
-                    break;
-                }
-            }
-        }
-        let _ = tx.send(got);
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("stream opened");
-    rx
-}
 
 #[test]
 fn every_channel_sees_connected_and_done() {

@@ -99,7 +99,14 @@ async fn route(
         ("request", &Method::GET) => Event::AppRequest(app(Bytes::new())),
         ("proofs", &Method::POST) => Event::AppProofs(app(body)),
         ("commitments", &Method::POST) => Event::AppCommitments(app(body)),
-        ("status", &Method::GET) => Event::AppStatus,
+        ("status", &Method::GET) => {
+            // Polled every second by the app: answered from the summary, without the guest.
+            return state
+                .sessions
+                .poll_status(Token::Client(&ct))
+                .await
+                .into_response();
+        }
         ("statusevents", &Method::GET) => {
             return super::sse::stream(
                 state.clone(),

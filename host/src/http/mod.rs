@@ -14,12 +14,12 @@ use axum::http::{HeaderName, Method, header};
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::session::Sessions;
-use crate::store::memory::MemoryStore;
+use crate::store::Store;
 use errors::{HttpError, Kind};
 
 /// Shared state of all handlers.
 pub struct AppState {
-    pub sessions: Sessions<MemoryStore>,
+    pub sessions: Sessions<Store>,
     /// `None` with `--no-auth`; else the token of each requestor.
     pub requestors: Option<Vec<(String, String)>>,
     /// Serve `statusevents` (`--sse`).

@@ -93,8 +93,16 @@ async fn on_session(state: Shared, rt: String, event: Event) -> Response {
         .into_response()
 }
 
+/// The hottest path: answered from the session's summary, without the guest.
 async fn status(State(state): State<Shared>, Path(rt): Path<String>) -> Response {
-    on_session(state, rt, Event::RequestorStatus).await
+    if let Err(e) = check_token(&rt, "requestorToken") {
+        return e.into_response();
+    }
+    state
+        .sessions
+        .poll_status(Token::Requestor(&rt))
+        .await
+        .into_response()
 }
 
 async fn result(State(state): State<Shared>, Path(rt): Path<String>) -> Response {

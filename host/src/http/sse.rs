@@ -1,6 +1,6 @@
 //! Server-sent events of a session's status (`--sse`). The stream starts with the current
-//! status and follows every change until the session is finished. In memory mode the changes
-//! come from this process's broadcast channel.
+//! status and follows every change until the session is finished. Changes come from the
+//! store's announcements: this process's in memory mode, every replica's through Redis pub/sub.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -13,8 +13,7 @@ use tokio::sync::broadcast;
 use super::Shared;
 use super::errors::{HttpError, Kind};
 use crate::runtime::types::SessionStatus;
-use crate::session::StatusEvent;
-use crate::store::Token;
+use crate::store::{SessionStore, StatusEvent, Token, status_name};
 
 /// How a status is written in an event.
 #[derive(Debug, Clone, Copy)]
@@ -23,17 +22,6 @@ pub enum Format {
     Bare,
     /// `{"status":"CONNECTED"}` (frontend channel).
     Frontend,
-}
-
-pub fn name(s: SessionStatus) -> &'static str {
-    match s {
-        SessionStatus::Initialized => "INITIALIZED",
-        SessionStatus::Pairing => "PAIRING",
-        SessionStatus::Connected => "CONNECTED",
-        SessionStatus::Done => "DONE",
-        SessionStatus::Cancelled => "CANCELLED",
-        SessionStatus::Timeout => "TIMEOUT",
-    }
 }
 
 fn is_final(s: SessionStatus) -> bool {
@@ -45,8 +33,8 @@ fn is_final(s: SessionStatus) -> bool {
 
 fn event(s: SessionStatus, format: Format) -> SseEvent {
     let data = match format {
-        Format::Bare => format!("\"{}\"", name(s)),
-        Format::Frontend => format!("{{\"status\":\"{}\"}}", name(s)),
+        Format::Bare => format!("\"{}\"", status_name(s)),
+        Format::Frontend => format!("{{\"status\":\"{}\"}}", status_name(s)),
     };
     SseEvent::default().data(data)
 }
@@ -63,7 +51,7 @@ pub async fn stream(state: Shared, token: Token<'_>, format: Format, refusal: Re
         return HttpError::new(Kind::SseDisabled, "").into_response();
     }
     // Subscribe first, so no change between reading the status and listening is lost.
-    let rx = state.sessions.events.subscribe();
+    let rx = state.sessions.store.subscribe();
     let current = match state.sessions.current_status(token).await {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -99,31 +87,52 @@ pub async fn stream(state: Shared, token: Token<'_>, format: Format, refusal: Re
     let first =
         (status != SessionStatus::Initialized).then(|| Ok::<_, Infallible>(event(status, format)));
     let first = stream::iter(first);
-    let changes = follow(rx, ct, format);
+    let changes = follow(state.clone(), rx, ct, status, format);
     Sse::new(first.chain(changes))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
-/// The changes of session `ct`, ending after its final status.
+/// How often a stream re-reads the session's summary: a status event can be missed (a replica
+/// died between its commit and its publish, or the subscription was reconnecting), and a lapse
+/// into TIMEOUT is never announced because nothing is written.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The changes of session `ct` after `last`, ending after its final status.
 fn follow(
+    state: Shared,
     rx: broadcast::Receiver<StatusEvent>,
     ct: String,
+    last: SessionStatus,
     format: Format,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    stream::unfold((rx, false), move |(mut rx, done)| {
-        let ct = ct.clone();
+    stream::unfold((rx, Some(last)), move |(mut rx, last)| {
+        let (state, ct) = (state.clone(), ct.clone());
         async move {
-            if done {
-                return None;
-            }
+            let last = last?;
             loop {
-                match rx.recv().await {
-                    Ok(e) if e.ct == ct => {
-                        return Some((Ok(event(e.status, format)), (rx, is_final(e.status))));
+                let next = tokio::select! {
+                    received = rx.recv() => match received {
+                        Ok(e) if e.ct == ct => Some(e.status),
+                        Ok(_) => None,
+                        Err(broadcast::error::RecvError::Lagged(_)) => None,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = tokio::time::sleep(RECHECK) => {
+                        match state.sessions.current_status(Token::Client(&ct)).await {
+                            Ok(Some((_, s))) => Some(s),
+                            // Expired: nothing more will happen.
+                            Ok(None) => return None,
+                            Err(_) => None,
+                        }
                     }
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                match next {
+                    Some(status) if status != last => {
+                        let more = (!is_final(status)).then_some(status);
+                        return Some((Ok(event(status, format)), (rx, more)));
+                    }
+                    _ => continue,
                 }
             }
         }

@@ -5,11 +5,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Loaded, Saved, SessionStore, StoreError, Token};
+use tokio::sync::broadcast;
+
+use super::{Loaded, Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write};
 
 struct Entry {
     rt: String,
     record: Vec<u8>,
+    summary: Summary,
     version: u64,
     expires: Instant,
 }
@@ -22,9 +25,18 @@ struct Maps {
 
 /// Sessions in memory. A std mutex is right here: every critical section is a map lookup or
 /// insert, never held across an await.
-#[derive(Default)]
 pub struct MemoryStore {
     maps: Mutex<Maps>,
+    events: broadcast::Sender<StatusEvent>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore {
+            maps: Mutex::default(),
+            events: broadcast::channel(1024).0,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -55,6 +67,16 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The live entry named by `token`, with its client token.
+    fn find<'m>(m: &'m Maps, token: Token<'_>) -> Option<(&'m str, &'m Entry)> {
+        let ct = match token {
+            Token::Client(ct) => m.by_ct.get_key_value(ct).map(|(k, _)| k.as_str())?,
+            Token::Requestor(rt) => m.rt_to_ct.get(rt)?.as_str(),
+        };
+        let e = m.by_ct.get(ct).filter(|e| e.expires > Instant::now())?;
+        Some((ct, e))
+    }
 }
 
 fn expiry(keep_secs: u32) -> Instant {
@@ -62,22 +84,17 @@ fn expiry(keep_secs: u32) -> Instant {
 }
 
 impl SessionStore for MemoryStore {
-    async fn create(
-        &self,
-        rt: &str,
-        ct: &str,
-        record: Vec<u8>,
-        keep_secs: u32,
-    ) -> Result<(), StoreError> {
+    async fn create(&self, rt: &str, ct: &str, write: Write) -> Result<(), StoreError> {
         let mut m = self.maps.lock().expect("not poisoned");
         m.rt_to_ct.insert(rt.to_owned(), ct.to_owned());
         m.by_ct.insert(
             ct.to_owned(),
             Entry {
                 rt: rt.to_owned(),
-                record,
+                record: write.record,
+                summary: write.summary,
                 version: 1,
-                expires: expiry(keep_secs),
+                expires: expiry(write.keep_secs),
             },
         );
         Ok(())
@@ -85,89 +102,69 @@ impl SessionStore for MemoryStore {
 
     async fn load(&self, token: Token<'_>) -> Result<Option<Loaded>, StoreError> {
         let m = self.maps.lock().expect("not poisoned");
-        let ct = match token {
-            Token::Client(ct) => ct,
-            Token::Requestor(rt) => match m.rt_to_ct.get(rt) {
-                Some(ct) => ct.as_str(),
-                None => return Ok(None),
-            },
-        };
-        Ok(m.by_ct
-            .get(ct)
-            .filter(|e| e.expires > Instant::now())
-            .map(|e| Loaded {
-                ct: ct.to_owned(),
-                record: e.record.clone(),
-                version: e.version,
-            }))
+        Ok(Self::find(&m, token).map(|(ct, e)| Loaded {
+            ct: ct.to_owned(),
+            rt: e.rt.clone(),
+            record: e.record.clone(),
+            version: e.version,
+        }))
     }
 
-    async fn save(
-        &self,
-        ct: &str,
-        version: u64,
-        record: Vec<u8>,
-        keep_secs: u32,
-    ) -> Result<Saved, StoreError> {
+    async fn save(&self, loaded: &Loaded, write: Write) -> Result<Saved, StoreError> {
         let mut m = self.maps.lock().expect("not poisoned");
-        match m.by_ct.get_mut(ct) {
-            Some(e) if e.version == version && e.expires > Instant::now() => {
-                e.record = record;
+        match m.by_ct.get_mut(&loaded.ct) {
+            Some(e) if e.version == loaded.version && e.expires > Instant::now() => {
+                e.record = write.record;
+                e.summary = write.summary;
                 e.version += 1;
-                e.expires = expiry(keep_secs);
+                e.expires = expiry(write.keep_secs);
                 Ok(Saved::Ok)
             }
             _ => Ok(Saved::Conflict),
         }
+    }
+
+    async fn summary(&self, token: Token<'_>) -> Result<Option<(String, Summary)>, StoreError> {
+        let m = self.maps.lock().expect("not poisoned");
+        Ok(Self::find(&m, token).map(|(ct, e)| (ct.to_owned(), e.summary)))
+    }
+
+    async fn announce(&self, event: StatusEvent) {
+        // No subscriber is not an error.
+        let _ = self.events.send(event);
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
+        self.events.subscribe()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::types::SessionStatus;
 
     #[tokio::test]
-    async fn compare_and_swap_takes_one_writer_per_version() {
-        let s = MemoryStore::new();
-        s.create(
-            "R".repeat(20).as_str(),
-            "C".repeat(20).as_str(),
-            b"v1".to_vec(),
-            60,
-        )
-        .await
-        .unwrap();
-        let ct = "C".repeat(20);
-        let l = s
-            .load(Token::Requestor(&"R".repeat(20)))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (l.ct.as_str(), l.record.as_slice(), l.version),
-            (ct.as_str(), &b"v1"[..], 1)
-        );
-        assert_eq!(s.save(&ct, 1, b"v2".to_vec(), 60).await.unwrap(), Saved::Ok);
-        // A second writer that loaded version 1 loses, and the record is the winner's.
-        assert_eq!(
-            s.save(&ct, 1, b"v2-other".to_vec(), 60).await.unwrap(),
-            Saved::Conflict
-        );
-        let l = s.load(Token::Client(&ct)).await.unwrap().unwrap();
-        assert_eq!((l.record.as_slice(), l.version), (&b"v2"[..], 2));
-        assert!(s.load(Token::Client("nope")).await.unwrap().is_none());
+    async fn keeps_the_store_contract() {
+        crate::store::contract::check(&MemoryStore::new()).await;
     }
 
     #[tokio::test]
-    async fn records_expire_after_their_keep_time() {
+    async fn the_sweep_drops_expired_sessions() {
         let s = MemoryStore::new();
-        s.create("r", "c", b"x".to_vec(), 0).await.unwrap();
-        assert!(s.load(Token::Client("c")).await.unwrap().is_none());
-        assert_eq!(
-            s.save("c", 1, b"y".to_vec(), 60).await.unwrap(),
-            Saved::Conflict
-        );
+        let summary = Summary {
+            status: SessionStatus::Done,
+            lapses_at_ms: None,
+        };
+        let w = |keep_secs| Write {
+            record: b"x".to_vec(),
+            summary,
+            keep_secs,
+        };
+        s.create("r0", "c0", w(0)).await.unwrap();
+        s.create("r1", "c1", w(60)).await.unwrap();
         s.sweep();
-        assert!(s.is_empty());
+        assert_eq!(s.len(), 1);
+        assert!(s.load(Token::Requestor("r1")).await.unwrap().is_some());
     }
 }

@@ -1,17 +1,55 @@
 //! Session storage. Records are opaque bytes written by the guest; the store adds a version
-//! number per session so that every write is a compare-and-swap, and keeps records only as
-//! long as the guest says (`keep_secs`).
+//! number per session so that every write is a compare-and-swap, keeps records only as long
+//! as the guest says (`keep_secs`), and keeps beside each record a small [`Summary`] (status
+//! and when it lapses) so that status polls never load the record nor call the guest.
+//!
+//! Two stores: [`memory`] (one process) and [`redis`] (shared by any number of replicas).
+//! [`Store`] is whichever the configuration picked.
 
+pub mod contract;
 pub mod memory;
+pub mod redis;
 
 use std::future::Future;
 
-/// A session as loaded: its client token, record and the version to compare against.
+use tokio::sync::broadcast;
+
+use crate::runtime::types::SessionStatus;
+
+/// A session as loaded: its tokens, record and the version to compare against.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub ct: String,
+    pub rt: String,
     pub record: Vec<u8>,
     pub version: u64,
+}
+
+/// What status polls need to know of a session, as the guest last declared it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub status: SessionStatus,
+    /// Unix milliseconds after which a status that is not final reads as TIMEOUT.
+    pub lapses_at_ms: Option<i64>,
+}
+
+impl Summary {
+    /// The status at `now_ms`: the guest's lazy timeout rule (`now > deadline`), applied
+    /// without the guest. Nothing is written; the next write persists the TIMEOUT.
+    pub fn status_at(&self, now_ms: i64) -> SessionStatus {
+        match self.lapses_at_ms {
+            Some(t) if now_ms > t => SessionStatus::Timeout,
+            _ => self.status,
+        }
+    }
+}
+
+/// One write of a session: the record, its summary and how long to keep both.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub record: Vec<u8>,
+    pub summary: Summary,
+    pub keep_secs: u32,
 }
 
 /// Which token a request names a session by.
@@ -25,36 +63,128 @@ pub enum Token<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saved {
     Ok,
-    /// Someone else wrote the session since it was loaded: reload and run the transition again.
+    /// Someone else wrote the session since it was loaded (or it expired): reload and run the
+    /// transition again.
     Conflict,
+}
+
+/// A status change of one session, announced to every replica (for server-sent events).
+#[derive(Debug, Clone)]
+pub struct StatusEvent {
+    pub ct: String,
+    pub status: SessionStatus,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("session store unavailable: {0}")]
     Unavailable(String),
+    #[error("session store holds an unreadable entry: {0}")]
+    Corrupt(String),
 }
 
 /// What a session store does. Implementations must make `save` atomic per session.
 pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session under both tokens.
+    /// Stores a new session under both tokens, at version 1.
     fn create(
         &self,
         rt: &str,
         ct: &str,
-        record: Vec<u8>,
-        keep_secs: u32,
+        write: Write,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn load(
         &self,
         token: Token<'_>,
     ) -> impl Future<Output = Result<Option<Loaded>, StoreError>> + Send;
-    /// Writes `record` if the session is still at `version`.
+    /// Writes if the session is still at `version`.
     fn save(
         &self,
-        ct: &str,
-        version: u64,
-        record: Vec<u8>,
-        keep_secs: u32,
+        loaded: &Loaded,
+        write: Write,
     ) -> impl Future<Output = Result<Saved, StoreError>> + Send;
+    /// The session's summary, without its record; returns its client token too.
+    fn summary(
+        &self,
+        token: Token<'_>,
+    ) -> impl Future<Output = Result<Option<(String, Summary)>, StoreError>> + Send;
+    /// Tells every subscriber, in every replica sharing this store, of a committed change.
+    fn announce(&self, event: StatusEvent) -> impl Future<Output = ()> + Send;
+    /// Status changes as announced (by any replica).
+    fn subscribe(&self) -> broadcast::Receiver<StatusEvent>;
+}
+
+/// How a status is written on the wire and in the store.
+/// How a status is written in JSON, in events and in the store.
+pub fn status_name(s: SessionStatus) -> &'static str {
+    match s {
+        SessionStatus::Initialized => "INITIALIZED",
+        SessionStatus::Pairing => "PAIRING",
+        SessionStatus::Connected => "CONNECTED",
+        SessionStatus::Done => "DONE",
+        SessionStatus::Cancelled => "CANCELLED",
+        SessionStatus::Timeout => "TIMEOUT",
+    }
+}
+
+/// A status as [`status_name`] writes it.
+pub fn status_from_name(s: &str) -> Option<SessionStatus> {
+    Some(match s {
+        "INITIALIZED" => SessionStatus::Initialized,
+        "PAIRING" => SessionStatus::Pairing,
+        "CONNECTED" => SessionStatus::Connected,
+        "DONE" => SessionStatus::Done,
+        "CANCELLED" => SessionStatus::Cancelled,
+        "TIMEOUT" => SessionStatus::Timeout,
+        _ => return None,
+    })
+}
+
+/// The store the configuration picked.
+pub enum Store {
+    Memory(memory::MemoryStore),
+    Redis(redis::RedisStore),
+}
+
+impl SessionStore for Store {
+    async fn create(&self, rt: &str, ct: &str, write: Write) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(s) => s.create(rt, ct, write).await,
+            Store::Redis(s) => s.create(rt, ct, write).await,
+        }
+    }
+
+    async fn load(&self, token: Token<'_>) -> Result<Option<Loaded>, StoreError> {
+        match self {
+            Store::Memory(s) => s.load(token).await,
+            Store::Redis(s) => s.load(token).await,
+        }
+    }
+
+    async fn save(&self, loaded: &Loaded, write: Write) -> Result<Saved, StoreError> {
+        match self {
+            Store::Memory(s) => s.save(loaded, write).await,
+            Store::Redis(s) => s.save(loaded, write).await,
+        }
+    }
+
+    async fn summary(&self, token: Token<'_>) -> Result<Option<(String, Summary)>, StoreError> {
+        match self {
+            Store::Memory(s) => s.summary(token).await,
+            Store::Redis(s) => s.summary(token).await,
+        }
+    }
+
+    async fn announce(&self, event: StatusEvent) {
+        match self {
+            Store::Memory(s) => s.announce(event).await,
+            Store::Redis(s) => s.announce(event).await,
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
+        match self {
+            Store::Memory(s) => s.subscribe(),
+            Store::Redis(s) => s.subscribe(),
+        }
+    }
 }

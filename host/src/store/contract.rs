@@ -1,0 +1,147 @@
+//! What every [`SessionStore`] must do, as one test that runs against each store: the memory
+//! store in this crate's unit tests, Redis in `tests/tests/redis_store.rs` against a real
+//! `redis-server`. It panics on the first broken promise.
+
+use std::time::Duration;
+
+use super::{Saved, SessionStore, StatusEvent, Summary, Token, Write};
+use crate::runtime::types::SessionStatus;
+
+fn write(record: &[u8], status: SessionStatus, keep_secs: u32) -> Write {
+    Write {
+        record: record.to_vec(),
+        summary: Summary {
+            status,
+            lapses_at_ms: (status == SessionStatus::Initialized).then_some(1_000),
+        },
+        keep_secs,
+    }
+}
+
+/// Fresh 20-character tokens, so runs against a shared store do not collide.
+fn tokens() -> (String, String) {
+    let mut b = [0u8; 20];
+    getrandom::getrandom(&mut b).expect("randomness");
+    let t: String = b
+        .iter()
+        .map(|x| char::from(b'a' + x % 26))
+        .collect::<String>();
+    (format!("R{}", &t[1..]), format!("C{}", &t[1..]))
+}
+
+/// Runs every check; `expiry` waits a little over a second.
+pub async fn check<S: SessionStore>(s: &S) {
+    compare_and_swap_takes_one_writer_per_version(s).await;
+    summaries_follow_writes(s).await;
+    announcements_reach_subscribers(s).await;
+    entries_expire_after_their_keep_time(s).await;
+}
+
+async fn compare_and_swap_takes_one_writer_per_version<S: SessionStore>(s: &S) {
+    let (rt, ct) = tokens();
+    s.create(&rt, &ct, write(b"v1", SessionStatus::Initialized, 60))
+        .await
+        .unwrap();
+    let l = s.load(Token::Requestor(&rt)).await.unwrap().unwrap();
+    assert_eq!(
+        (l.ct.as_str(), l.rt.as_str(), l.record.as_slice(), l.version),
+        (ct.as_str(), rt.as_str(), &b"v1"[..], 1)
+    );
+    assert_eq!(
+        s.save(&l, write(b"v2", SessionStatus::Connected, 60))
+            .await
+            .unwrap(),
+        Saved::Ok
+    );
+    // A second writer that loaded version 1 loses, and the record is the winner's.
+    assert_eq!(
+        s.save(&l, write(b"v2-other", SessionStatus::Done, 60))
+            .await
+            .unwrap(),
+        Saved::Conflict
+    );
+    let l2 = s.load(Token::Client(&ct)).await.unwrap().unwrap();
+    assert_eq!((l2.record.as_slice(), l2.version), (&b"v2"[..], 2));
+    assert_eq!(
+        l2.rt, rt,
+        "loading by client token still knows the requestor token"
+    );
+    let (other_rt, other_ct) = tokens();
+    assert!(s.load(Token::Client(&other_ct)).await.unwrap().is_none());
+    assert!(s.load(Token::Requestor(&other_rt)).await.unwrap().is_none());
+}
+
+async fn summaries_follow_writes<S: SessionStore>(s: &S) {
+    let (rt, ct) = tokens();
+    s.create(&rt, &ct, write(b"r", SessionStatus::Initialized, 60))
+        .await
+        .unwrap();
+    let (got_ct, summary) = s.summary(Token::Requestor(&rt)).await.unwrap().unwrap();
+    assert_eq!(got_ct, ct);
+    assert_eq!(
+        summary,
+        Summary {
+            status: SessionStatus::Initialized,
+            lapses_at_ms: Some(1_000)
+        }
+    );
+    assert_eq!(summary.status_at(1_000), SessionStatus::Initialized);
+    assert_eq!(summary.status_at(1_001), SessionStatus::Timeout);
+    let l = s.load(Token::Client(&ct)).await.unwrap().unwrap();
+    s.save(&l, write(b"r2", SessionStatus::Done, 60))
+        .await
+        .unwrap();
+    let (_, summary) = s.summary(Token::Client(&ct)).await.unwrap().unwrap();
+    assert_eq!(
+        (summary.status, summary.lapses_at_ms),
+        (SessionStatus::Done, None)
+    );
+    assert_eq!(summary.status_at(i64::MAX), SessionStatus::Done);
+    assert!(
+        s.summary(Token::Client(&tokens().1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn announcements_reach_subscribers<S: SessionStore>(s: &S) {
+    let mut rx = s.subscribe();
+    let (_, ct) = tokens();
+    // Redis delivers through a subscription that may still be connecting: announce until heard.
+    let heard = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            s.announce(StatusEvent {
+                ct: ct.clone(),
+                status: SessionStatus::Connected,
+            })
+            .await;
+            if let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+                && e.ct == ct
+            {
+                return e.status;
+            }
+        }
+    })
+    .await;
+    assert_eq!(heard.ok(), Some(SessionStatus::Connected));
+}
+
+async fn entries_expire_after_their_keep_time<S: SessionStore>(s: &S) {
+    let (rt, ct) = tokens();
+    s.create(&rt, &ct, write(b"x", SessionStatus::Initialized, 1))
+        .await
+        .unwrap();
+    let l = s.load(Token::Client(&ct)).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(s.load(Token::Client(&ct)).await.unwrap().is_none());
+    assert!(s.load(Token::Requestor(&rt)).await.unwrap().is_none());
+    assert!(s.summary(Token::Requestor(&rt)).await.unwrap().is_none());
+    assert_eq!(
+        s.save(&l, write(b"y", SessionStatus::Done, 60))
+            .await
+            .unwrap(),
+        Saved::Conflict,
+        "an expired session cannot be written back to life"
+    );
+}

@@ -1,0 +1,399 @@
+//! The shared store: sessions in Redis, so any number of replicas can serve any session and a
+//! replica that dies loses nothing.
+//!
+//! Three keys per session, all with the same TTL (the guest's `keep_secs`), names as the
+//! reference server has them (irma-server.md §4.1), under an optional prefix:
+//!
+//! | key | value |
+//! |---|---|
+//! | `token:<rt>` | the client token `ct` |
+//! | `session:<ct>` | the record, as the guest wrote it |
+//! | `status:<ct>` | `<version> <STATUS> <lapses-at-ms or -> <rt>`: the summary status polls read |
+//!
+//! Every write is one Lua script that compares the version in `status:<ct>` and writes all
+//! three keys, so two replicas racing on one session cannot both win (the loser reloads and
+//! reruns its transition). Reads are plain `GET`/`MGET` and never write. Status changes are
+//! published on one channel, `<prefix>statusevents`, that every replica subscribes to.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Script};
+use tokio::sync::broadcast;
+
+use super::{
+    Loaded, Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write, status_from_name,
+    status_name,
+};
+
+/// How to reach Redis (from the `--redis-*` flags, validated).
+#[derive(Clone)]
+pub struct RedisOptions {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+    pub tls: Tls,
+    /// Prepended to every key and the channel (`<username>:` with `--redis-acl-use-key-prefixes`).
+    pub key_prefix: String,
+}
+
+/// TLS towards Redis.
+#[derive(Clone)]
+pub enum Tls {
+    /// `--redis-no-tls`.
+    Off,
+    /// The system's root certificates.
+    SystemRoots,
+    /// This PEM certificate is the only trusted root; optionally a client certificate and key.
+    Custom {
+        root_pem: Vec<u8>,
+        client: Option<(Vec<u8>, Vec<u8>)>,
+    },
+}
+
+// The password never reaches a log line.
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("db", &self.db)
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Compare-and-swap. KEYS: session, status, token. ARGV: expected version, record,
+/// Compare-and-swap. KEYS: session, status, token. ARGV: expected version, record,
+/// `"<STATUS> <lapse>"`, TTL in ms, rt. Returns 1 if written, 0 if the version moved on or the
+/// session is gone.
+const SAVE: &str = r#"
+local cur = redis.call('GET', KEYS[2])
+if not cur then return 0 end
+local v = string.match(cur, '^(%d+) ')
+if v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+redis.call('SET', KEYS[2], (tonumber(v) + 1) .. ' ' .. ARGV[3] .. ' ' .. ARGV[5], 'PX', ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return 1
+"#;
+
+/// Redis errors give a 500 at once rather than after long retries; the connection manager
+/// reconnects by itself on the next command, so service resumes when Redis is back.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    save: Script,
+    prefix: String,
+    events: broadcast::Sender<StatusEvent>,
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// Connects (a `PING` must succeed, as with `irma server`) and starts following the status
+    /// channel.
+    pub async fn connect(options: &RedisOptions) -> anyhow::Result<RedisStore> {
+        let client = client(options)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500))
+            .set_number_of_retries(2);
+        let mut conn = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to connect to Redis: {e}"))?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to connect to Redis: {e}"))?;
+        let events = broadcast::channel(1024).0;
+        let channel = format!("{}statusevents", options.key_prefix);
+        tokio::spawn(follow_channel(client, channel, events.clone()));
+        Ok(RedisStore {
+            conn,
+            save: Script::new(SAVE),
+            prefix: options.key_prefix.clone(),
+            events,
+        })
+    }
+
+    fn key(&self, kind: &str, token: &str) -> String {
+        format!("{}{kind}:{token}", self.prefix)
+    }
+
+    /// The client token a requestor token stands for.
+    async fn client_token(&self, token: Token<'_>) -> Result<Option<String>, StoreError> {
+        match token {
+            Token::Client(ct) => Ok(Some(ct.to_owned())),
+            Token::Requestor(rt) => self
+                .conn
+                .clone()
+                .get(self.key("token", rt))
+                .await
+                .map_err(unavailable),
+        }
+    }
+}
+
+/// Builds the client for the options: plain TCP, TLS with system roots, or TLS with our root.
+fn client(o: &RedisOptions) -> anyhow::Result<Client> {
+    let addr = match o.tls {
+        Tls::Off => ConnectionAddr::Tcp(o.host.clone(), o.port),
+        _ => ConnectionAddr::TcpTls {
+            host: o.host.clone(),
+            port: o.port,
+            insecure: false,
+            tls_params: None,
+        },
+    };
+    let mut settings = redis::RedisConnectionInfo::default().set_db(o.db);
+    if let Some(u) = o.username.as_deref().filter(|u| !u.is_empty()) {
+        settings = settings.set_username(u);
+    }
+    if let Some(p) = o.password.as_deref().filter(|p| !p.is_empty()) {
+        settings = settings.set_password(p);
+    }
+    let info: ConnectionInfo = addr.into_connection_info()?.set_redis_settings(settings);
+    Ok(match &o.tls {
+        Tls::Custom { root_pem, client } => Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+                root_cert: Some(root_pem.clone()),
+            },
+        )?,
+        _ => Client::open(info)?,
+    })
+}
+
+/// Forwards what any replica publishes on `channel` to this process's subscribers, for as long
+/// as the process runs; reconnects after Redis goes away. Messages published while the
+/// subscription is down are lost: the SSE streams re-read the summary periodically for that.
+async fn follow_channel(client: Client, channel: String, events: broadcast::Sender<StatusEvent>) {
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    tracing::debug!(%channel, "following status events");
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(msg) = messages.next().await {
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        if let Some(event) = parse_event(&payload) {
+                            let _ = events.send(event);
+                        }
+                    }
+                    tracing::warn!("status event subscription lost; resubscribing");
+                }
+                Err(e) => tracing::warn!("cannot subscribe to status events: {e}"),
+            },
+            Err(e) => tracing::debug!("cannot connect for status events: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn parse_event(payload: &str) -> Option<StatusEvent> {
+    let (ct, status) = payload.split_once(' ')?;
+    Some(StatusEvent {
+        ct: ct.to_owned(),
+        status: status_from_name(status)?,
+    })
+}
+
+/// `"<STATUS> <lapse>"`, the part of the status value after the version.
+fn summary_value(s: &Summary) -> String {
+    match s.lapses_at_ms {
+        Some(t) => format!("{} {t}", status_name(s.status)),
+        None => format!("{} -", status_name(s.status)),
+    }
+}
+
+/// Parses `<version> <STATUS> <lapse> <rt>`.
+fn parse_status(value: &str) -> Result<(u64, Summary, String), StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("status entry {value:?}"));
+    let mut parts = value.split(' ');
+    let (Some(v), Some(s), Some(l), Some(rt), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(corrupt());
+    };
+    let version = v.parse().map_err(|_| corrupt())?;
+    let status = status_from_name(s).ok_or_else(corrupt)?;
+    let lapses_at_ms = match l {
+        "-" => None,
+        l => Some(l.parse().map_err(|_| corrupt())?),
+    };
+    Ok((
+        version,
+        Summary {
+            status,
+            lapses_at_ms,
+        },
+        rt.to_owned(),
+    ))
+}
+
+fn ttl_ms(keep_secs: u32) -> u64 {
+    (keep_secs.max(1) as u64) * 1000
+}
+
+impl SessionStore for RedisStore {
+    async fn create(&self, rt: &str, ct: &str, write: Write) -> Result<(), StoreError> {
+        let ttl = ttl_ms(write.keep_secs);
+        let status = format!("1 {} {rt}", summary_value(&write.summary));
+        redis::pipe()
+            .atomic()
+            .set_options(
+                self.key("token", rt),
+                ct,
+                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+            )
+            .ignore()
+            .set_options(
+                self.key("session", ct),
+                write.record,
+                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+            )
+            .ignore()
+            .set_options(
+                self.key("status", ct),
+                status,
+                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+            )
+            .ignore()
+            .exec_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn load(&self, token: Token<'_>) -> Result<Option<Loaded>, StoreError> {
+        let Some(ct) = self.client_token(token).await? else {
+            return Ok(None);
+        };
+        let (record, status): (Option<Vec<u8>>, Option<String>) = self
+            .conn
+            .clone()
+            .mget(&[self.key("session", &ct), self.key("status", &ct)])
+            .await
+            .map_err(unavailable)?;
+        let (Some(record), Some(status)) = (record, status) else {
+            return Ok(None);
+        };
+        let (version, _, rt) = parse_status(&status)?;
+        Ok(Some(Loaded {
+            ct,
+            rt,
+            record,
+            version,
+        }))
+    }
+
+    async fn save(&self, loaded: &Loaded, write: Write) -> Result<Saved, StoreError> {
+        let written: i64 = self
+            .save
+            .key(self.key("session", &loaded.ct))
+            .key(self.key("status", &loaded.ct))
+            .key(self.key("token", &loaded.rt))
+            .arg(loaded.version.to_string())
+            .arg(write.record)
+            .arg(summary_value(&write.summary))
+            .arg(ttl_ms(write.keep_secs))
+            .arg(&loaded.rt)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(if written == 1 {
+            Saved::Ok
+        } else {
+            Saved::Conflict
+        })
+    }
+
+    async fn summary(&self, token: Token<'_>) -> Result<Option<(String, Summary)>, StoreError> {
+        let Some(ct) = self.client_token(token).await? else {
+            return Ok(None);
+        };
+        let status: Option<String> = self
+            .conn
+            .clone()
+            .get(self.key("status", &ct))
+            .await
+            .map_err(unavailable)?;
+        match status {
+            None => Ok(None),
+            Some(s) => Ok(Some((ct, parse_status(&s)?.1))),
+        }
+    }
+
+    async fn announce(&self, event: StatusEvent) {
+        let channel = format!("{}statusevents", self.prefix);
+        let message = format!("{} {}", event.ct, status_name(event.status));
+        let sent: Result<i64, _> = self.conn.clone().publish(channel, message).await;
+        if let Err(e) = sent {
+            // Subscribers re-read the summary periodically, so they still learn of it.
+            tracing::warn!("cannot publish a status event: {e}");
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
+        self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::types::SessionStatus;
+
+    #[test]
+    fn status_values_round_trip_and_bad_ones_are_refused() {
+        let s = Summary {
+            status: SessionStatus::Connected,
+            lapses_at_ms: Some(1_700_000_000_123),
+        };
+        let v = format!("7 {} {}", summary_value(&s), "R".repeat(20));
+        assert_eq!(parse_status(&v).unwrap(), (7, s, "R".repeat(20)));
+        let done = Summary {
+            status: SessionStatus::Done,
+            lapses_at_ms: None,
+        };
+        assert_eq!(
+            parse_status(&format!("2 {} rt", summary_value(&done))).unwrap(),
+            (2, done, "rt".into())
+        );
+        for bad in [
+            "",
+            "1",
+            "x DONE - rt",
+            "1 BOGUS - rt",
+            "1 DONE x rt",
+            "1 DONE - rt more",
+        ] {
+            assert!(parse_status(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_event("ct DONE").map(|e| e.status),
+            Some(SessionStatus::Done)
+        );
+        assert!(parse_event("ct").is_none());
+    }
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Throughput in one run, on this machine: raw Redis GET (redis-benchmark) as the yardstick, then
+# status polls (wrk) and whole sessions (session-load: start, connect, proofs or commitments,
+# result) against the real server with the memory store and with Redis. Prints ratios.
+# Usage: tests/bench/stateless.sh [seconds] [connections]   (after `cargo build --release`)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-10}
+conns=${2:-64}
+for tool in wrk redis-server redis-benchmark; do
+  command -v $tool >/dev/null || { echo "$tool not installed (apt-get install wrk redis-server)" >&2; exit 1; }
+done
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$tmp" --save "" --appendonly no >/dev/null &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+# Starts a server with extra flags; sets $server_port and $server_pid.
+start_server() {
+  server_port=$(free_port)
+  ./target/release/irma-server -q -l 127.0.0.1 -p "$server_port" --no-auth \
+    -s host/demo/irma_configuration -k host/demo/privatekeys "$@" &
+  server_pid=$!
+  pids+=($server_pid)
+  for _ in $(seq 100); do curl -s "http://127.0.0.1:$server_port/health" >/dev/null && break; sleep 0.1; done
+}
+
+# Status polls of one session for $secs seconds; prints requests per second.
+polls() {
+  local token
+  token=$(curl -s -H 'Content-Type: application/json' "http://127.0.0.1:$server_port/session" \
+    -d '{"@context":"https://irma.app/ld/request/disclosure/v2","disclose":[[["stateless-demo.University.studentCard.studentID"]]]}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  local out
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" "http://127.0.0.1:$server_port/session/$token/status")
+  if echo "$out" | grep -qE "Non-2xx|Socket errors"; then echo "$out" | grep -E "Non-2xx|Socket errors" >&2; fi
+  echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}'
+}
+
+sessions() { # kind
+  ./target/release/session-load "http://127.0.0.1:$server_port" "$1" "$secs" 4 "$server_pid"
+}
+
+echo "== raw Redis GET (redis-benchmark, $conns clients)"
+raw=$(redis-benchmark -p "$redis_port" -c "$conns" -n $((secs * 100000)) -t get --csv | awk -F'"' '/"GET"/ {printf "%.0f", $4}')
+echo "$raw/s"
+
+echo "== memory store"
+start_server
+mem_polls=$(polls)
+echo "status polls: $mem_polls/s"
+mem_disc=$(sessions disclosure); echo "$mem_disc"
+mem_iss=$(sessions issuance); echo "$mem_iss"
+kill "$server_pid"
+
+echo "== redis store"
+start_server --store-type redis --redis-addr "127.0.0.1:$redis_port" --redis-allow-empty-password --redis-no-tls
+redis_polls=$(polls)
+echo "status polls: $redis_polls/s"
+redis_disc=$(sessions disclosure); echo "$redis_disc"
+redis_iss=$(sessions issuance); echo "$redis_iss"
+kill "$server_pid"
+
+python3 - "$raw" "$mem_polls" "$redis_polls" <<'EOF'
+import sys
+raw, mem, red = map(float, sys.argv[1:])
+print("== ratios (same run)")
+print(f"redis-mode status polls / raw Redis GET: {red/raw:.2f}x  (goal >= 0.5x)")
+print(f"redis-mode status polls / memory-mode:   {red/mem:.2f}x")
+EOF

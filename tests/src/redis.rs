@@ -1,0 +1,242 @@
+//! A real `redis-server` (Debian's) for one test: a free loopback port, its own folder, killed
+//! on drop. It can be stopped and restarted on the same port and folder (with AOF, its data
+//! survives), and it can serve TLS only, with a CA made for the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::free_port;
+
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    /// The CA (PEM file) of a TLS server.
+    pub ca: Option<PathBuf>,
+}
+
+/// How to run it.
+#[derive(Default, Clone, Copy)]
+pub struct Options {
+    /// Append-only file on, fsync always: a restart keeps every acknowledged write.
+    pub aof: bool,
+    /// Serve TLS only, with a certificate for 127.0.0.1 from a CA made here.
+    pub tls: bool,
+    /// `requirepass`.
+    pub password: Option<&'static str>,
+}
+
+impl Redis {
+    /// Plain TCP, no persistence, no password.
+    pub fn start() -> Redis {
+        Redis::start_with(Options::default())
+    }
+
+    pub fn start_with(o: Options) -> Redis {
+        let dir = tempfile::Builder::new()
+            .prefix("irma-redis-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_port();
+        let mut args: Vec<String> = vec![
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            dir.path().display().to_string(),
+            "--save".into(),
+            "".into(),
+            "--protected-mode".into(),
+            "no".into(),
+        ];
+        if o.aof {
+            args.extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from));
+        }
+        if let Some(pw) = o.password {
+            args.extend(["--requirepass".to_owned(), pw.to_owned()]);
+        }
+        let mut ca = None;
+        if o.tls {
+            let (ca_file, cert, key) = make_certificates(dir.path());
+            args.extend(
+                [
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port.to_string(),
+                    "--tls-cert-file",
+                    &cert.display().to_string(),
+                    "--tls-key-file",
+                    &key.display().to_string(),
+                    "--tls-ca-cert-file",
+                    &ca_file.display().to_string(),
+                    "--tls-auth-clients",
+                    "no",
+                ]
+                .map(String::from),
+            );
+            ca = Some(ca_file);
+        } else {
+            args.extend(["--port".to_owned(), port.to_string()]);
+        }
+        let mut r = Redis {
+            child: None,
+            port,
+            dir,
+            args,
+            ca,
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new("redis-server")
+            .args(&self.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server)");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains("Ready to accept connections") => break,
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("redis-server did not start:\n{}", seen.join("\n"));
+                }
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// `127.0.0.1:<port>`, for `--redis-addr`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The flags that point a server here (plain TCP, no password).
+    pub fn server_flags(&self) -> Vec<String> {
+        [
+            "--store-type",
+            "redis",
+            "--redis-addr",
+            &self.addr(),
+            "--redis-allow-empty-password",
+            "--redis-no-tls",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Same port, same folder, same options.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Runs a command through `redis-cli` (plain TCP servers) and returns its raw output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with `openssl`.
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
