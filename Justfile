@@ -38,8 +38,8 @@ bench:
     cargo bench -p irma-server --bench idemix_wasm
     cargo build --release -p irma-guest --target wasm32-wasip2
     cargo bench -p irma-server --bench guest_overhead
-    cargo build --release -p irma-server
-    tests/bench/status_polls.sh 10 64
+    cargo build --release -p irma-server -p irma-tests
+    tests/bench/stateless.sh 10 64
 
 # Formatting and lints, as CI wants them.
 lint:

@@ -5,7 +5,7 @@
 //! - [`config`]: the command line and `IRMASERVER_*` environment, as `irma server` has them.
 //! - [`schemes`]: scheme folders and issuer keys, answered to the guest's key lookups.
 //! - [`runtime`]: the wasmtime engine, the component, limits, one `Store` per call.
-//! - [`store`]: where session records live ([`store::memory`] for now).
+//! - [`store`]: where session records live: [`store::memory`] or [`store::redis`].
 //! - [`session`]: the driver: load the record, call the guest, compare-and-swap, effects.
 //! - [`http`]: the axum routers for requestors, apps and frontends.
 

@@ -92,6 +92,32 @@ pub struct RedisStore {
     save: Script,
     prefix: String,
     events: broadcast::Sender<StatusEvent>,
+    client_tokens: TokenCache,
+}
+
+/// Requestor token → client token, remembered: the pair never changes while a session lives
+/// (both are random and unique), so a requestor's status poll costs one `GET`, not two. Two
+/// generations bound its size: when the young one is full the old one is dropped.
+#[derive(Default)]
+struct TokenCache {
+    generations: std::sync::Mutex<[std::collections::HashMap<String, String>; 2]>,
+}
+
+impl TokenCache {
+    const GENERATION: usize = 50_000;
+
+    fn get(&self, rt: &str) -> Option<String> {
+        let g = self.generations.lock().expect("not poisoned");
+        g[0].get(rt).or_else(|| g[1].get(rt)).cloned()
+    }
+
+    fn put(&self, rt: &str, ct: &str) {
+        let mut g = self.generations.lock().expect("not poisoned");
+        if g[0].len() >= Self::GENERATION {
+            g[1] = std::mem::take(&mut g[0]);
+        }
+        g[0].insert(rt.to_owned(), ct.to_owned());
+    }
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -124,6 +150,7 @@ impl RedisStore {
             save: Script::new(SAVE),
             prefix: options.key_prefix.clone(),
             events,
+            client_tokens: TokenCache::default(),
         })
     }
 
@@ -131,17 +158,26 @@ impl RedisStore {
         format!("{}{kind}:{token}", self.prefix)
     }
 
-    /// The client token a requestor token stands for.
+    /// The client token a requestor token stands for. A remembered pair may outlive its
+    /// session: the session's own keys are then gone, which is what callers look at next.
     async fn client_token(&self, token: Token<'_>) -> Result<Option<String>, StoreError> {
-        match token {
-            Token::Client(ct) => Ok(Some(ct.to_owned())),
-            Token::Requestor(rt) => self
-                .conn
-                .clone()
-                .get(self.key("token", rt))
-                .await
-                .map_err(unavailable),
+        let rt = match token {
+            Token::Client(ct) => return Ok(Some(ct.to_owned())),
+            Token::Requestor(rt) => rt,
+        };
+        if let Some(ct) = self.client_tokens.get(rt) {
+            return Ok(Some(ct));
         }
+        let ct: Option<String> = self
+            .conn
+            .clone()
+            .get(self.key("token", rt))
+            .await
+            .map_err(unavailable)?;
+        if let Some(ct) = &ct {
+            self.client_tokens.put(rt, ct);
+        }
+        Ok(ct)
     }
 }
 
@@ -282,7 +318,9 @@ impl SessionStore for RedisStore {
             .ignore()
             .exec_async(&mut self.conn.clone())
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        self.client_tokens.put(rt, ct);
+        Ok(())
     }
 
     async fn load(&self, token: Token<'_>) -> Result<Option<Loaded>, StoreError> {
@@ -395,5 +433,25 @@ mod tests {
             Some(SessionStatus::Done)
         );
         assert!(parse_event("ct").is_none());
+    }
+
+    #[test]
+    fn the_token_cache_is_bounded_by_two_generations() {
+        let c = TokenCache::default();
+        c.put("first", "ct0");
+        for i in 0..TokenCache::GENERATION {
+            c.put(&format!("rt{i}"), "ct");
+        }
+        assert_eq!(
+            c.get("first").as_deref(),
+            Some("ct0"),
+            "in the old generation"
+        );
+        for i in 0..TokenCache::GENERATION {
+            c.put(&format!("again{i}"), "ct");
+        }
+        assert_eq!(c.get("first"), None, "dropped with the old generation");
+        let g = c.generations.lock().unwrap();
+        assert!(g[0].len() + g[1].len() <= 2 * TokenCache::GENERATION);
     }
 }
