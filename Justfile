@@ -27,9 +27,30 @@ demo url="http://127.0.0.1:8088":
 # driven over HTTP by the test wallet.
 test: guest
     cd tests/clients && (test -d node_modules || npm ci --no-audit --no-fund)
-    cargo build --release -p irma-guest --target wasm32-wasip2 --features chaos --target-dir target/chaos
+    just guest-variants
     cargo build --release -p irma-server
     cargo test --release --workspace
+
+# Guest builds the tests swap in and refuse: chaos (containment), schema2 (a record-schema
+# migration), broken-self-check. One target dir, so their dependencies build once.
+guest-variants:
+    for f in chaos schema2 broken-self-check; do \
+      cargo build --release -p irma-guest --target wasm32-wasip2 --features $f --target-dir target/variants && \
+      cp target/variants/wasm32-wasip2/release/irma_guest.wasm target/variants/irma_guest_${f%-self-check}.wasm; \
+    done
+
+# Hot swap (Redis mode; Redis flags from IRMASERVER_* variables, e.g.
+# IRMASERVER_STORE_TYPE=redis IRMASERVER_REDIS_ADDR=127.0.0.1:6379 IRMASERVER_REDIS_PW=...):
+# publish a guest to every replica, roll back, show what every replica runs.
+guest-publish file="target/wasm32-wasip2/release/irma_guest.wasm":
+    cargo build --release -p irma-server
+    ./target/release/irma-server guest publish {{file}}
+
+guest-rollback:
+    ./target/release/irma-server guest rollback
+
+guest-status:
+    ./target/release/irma-server guest status
 
 # Benchmarks: criterion natively, then the same workload natively and under wasmtime, in one run.
 bench:

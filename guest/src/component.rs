@@ -31,6 +31,13 @@ impl Guest for Component {
         crate::record::SCHEMA
     }
 
+    fn self_check(ctx: wit::Context) -> Result<(), String> {
+        if cfg!(feature = "broken-self-check") {
+            panic!("a guest built to fail its self-check");
+        }
+        with_ctx(&ctx, session::self_check)
+    }
+
     fn start(
         body: Vec<u8>,
         requestor: String,

@@ -7,8 +7,18 @@ use serde_json::{Map, Value};
 use crate::errors::ErrorBody;
 
 /// The schema this guest writes. Every schema in [`SCHEMAS_READ`] must stay readable.
+#[cfg(not(feature = "schema2"))]
 pub const SCHEMA: u32 = 1;
+#[cfg(not(feature = "schema2"))]
 pub const SCHEMAS_READ: &[u32] = &[1];
+
+/// Schema 2 names the last-activity instant `activeMs`; schema-1 records are migrated as they
+/// are read, and written back as schema 2. A schema-1 guest cannot read schema 2, so the host
+/// refuses to roll back to it while schema-2 records may exist.
+#[cfg(feature = "schema2")]
+pub const SCHEMA: u32 = 2;
+#[cfg(feature = "schema2")]
+pub const SCHEMAS_READ: &[u32] = &[1, 2];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -119,6 +129,7 @@ pub struct SessionRecord {
     pub pairing_code: Option<String>,
     #[serde(default)]
     pub protocol_version: Option<String>,
+    #[cfg_attr(feature = "schema2", serde(rename = "activeMs"))]
     pub last_active_ms: i64,
     pub result: SessionResult,
     #[serde(default)]
@@ -141,10 +152,28 @@ impl SessionRecord {
                 probe.schema
             ));
         }
+        #[cfg(feature = "schema2")]
+        if probe.schema == 1 {
+            let mut v: Value = serde_json::from_slice(bytes).map_err(|e| format!("record: {e}"))?;
+            migrate_1_to_2(&mut v)?;
+            return serde_json::from_value(v).map_err(|e| format!("record: {e}"));
+        }
         serde_json::from_slice(bytes).map_err(|e| format!("record: {e}"))
     }
 
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("records serialize")
     }
+}
+
+/// Schema 1 → 2: `last_active_ms` becomes `activeMs`.
+#[cfg(feature = "schema2")]
+fn migrate_1_to_2(v: &mut Value) -> Result<(), String> {
+    let o = v.as_object_mut().ok_or("record: not an object")?;
+    let t = o
+        .remove("last_active_ms")
+        .ok_or("record: schema 1 without last_active_ms")?;
+    o.insert("activeMs".into(), t);
+    o.insert("schema".into(), Value::from(2));
+    Ok(())
 }

@@ -127,6 +127,67 @@ pub fn start(body: &[u8], requestor: &str, ctx: &mut Ctx) -> Result<Started, Res
     })
 }
 
+/// The self-check the host runs before a guest may serve: a synthetic session (no key material
+/// needed) is written, read back, polled, cancelled and its result read.
+pub fn self_check(ctx: &mut Ctx) -> Result<(), String> {
+    let rt = "SelfCheckRequestor00".to_owned();
+    let rec = SessionRecord {
+        schema: crate::record::SCHEMA,
+        rt: rt.clone(),
+        ct: "SelfCheckClient00000".into(),
+        fa: "SelfCheckFrontend000".into(),
+        ca: None,
+        status: Status::Initialized,
+        kind: Kind::Disclosing,
+        request: serde_json::Map::new(),
+        validity: 120,
+        timeout: 0,
+        callback_url: None,
+        pairing_method: "none".into(),
+        pairing_code: None,
+        protocol_version: None,
+        last_active_ms: ctx.now_ms,
+        result: SessionResult {
+            token: rt,
+            status: Status::Initialized,
+            kind: Kind::Disclosing,
+            proof_status: None,
+            disclosed: None,
+            signature: None,
+            error: None,
+        },
+        cache: None,
+        requestor: String::new(),
+    };
+    let bytes = rec.encode();
+    if SessionRecord::decode(&bytes)? != rec {
+        return Err("a record does not read back as written".into());
+    }
+    let polled = transition(&bytes, Event::RequestorStatus, ctx);
+    if (
+        polled.response.status,
+        polled.response.body.as_slice(),
+        &polled.record,
+    ) != (200, &b"\"INITIALIZED\""[..], &None)
+    {
+        return Err("a status poll does not answer INITIALIZED without a write".into());
+    }
+    let cancelled = transition(&bytes, Event::RequestorCancel, ctx);
+    let Some(after) = cancelled
+        .record
+        .filter(|_| cancelled.status == Status::Cancelled)
+    else {
+        return Err("a cancel does not end the session".into());
+    };
+    let result = transition(&after, Event::RequestorResult, ctx);
+    let body: serde_json::Value =
+        serde_json::from_slice(&result.response.body).map_err(|e| e.to_string())?;
+    if body["status"] != "CANCELLED" {
+        return Err(format!("the result of a cancelled session reads {body}"));
+    }
+    Ok(())
+}
+
 /// Applies `event` to the encoded record.
 pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
     let mut rec = match SessionRecord::decode(bytes) {

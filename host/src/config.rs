@@ -35,7 +35,7 @@ pub struct Args {
     pub url: Option<String>,
     /// Folder of schemes (irma_configuration).
     #[arg(short = 's', long, env = "IRMASERVER_SCHEMES_PATH")]
-    pub schemes_path: PathBuf,
+    pub schemes_path: Option<PathBuf>,
     /// Folder of issuer private keys (`<scheme>.<issuer>[.<counter>].xml`).
     #[arg(short = 'k', long, env = "IRMASERVER_PRIVKEYS")]
     pub privkeys: Option<PathBuf>,
@@ -120,6 +120,13 @@ pub struct Args {
     /// The guest component to run (default: the one this workspace builds).
     #[arg(long, env = "IRMASERVER_GUEST")]
     pub guest: Option<PathBuf>,
+    /// Where compiled guests are kept, by hash, so a restart does not recompile; empty: nowhere
+    /// (default: ~/.cache/irma-server/guests).
+    #[arg(long, env = "IRMASERVER_GUEST_CACHE")]
+    pub guest_cache: Option<PathBuf>,
+    /// Bearer token for the /admin endpoints (guest publish, rollback, status); none: off.
+    #[arg(long, env = "IRMASERVER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Guest instances that may run at once (sizes the instance pool).
     #[arg(long, env = "IRMASERVER_GUEST_CONCURRENCY", default_value_t = 64)]
     pub guest_concurrency: u32,
@@ -135,6 +142,29 @@ pub struct Args {
     /// Log as JSON.
     #[arg(long, env = "IRMASERVER_LOG_JSON")]
     pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Guest versions of the replicas sharing this Redis (--store-type redis): publish a new
+    /// one, roll back, or see what every replica runs.
+    Guest {
+        #[command(subcommand)]
+        action: GuestAction,
+    },
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum GuestAction {
+    /// Check a guest component and make it the active version of every replica.
+    Publish { file: PathBuf },
+    /// Make the previously active version active again (refused if it cannot read records
+    /// the store may hold).
+    Rollback,
+    /// Show the active version, the history, the record schemas and every replica's state.
+    Status,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +248,9 @@ impl Args {
 
     pub fn validate(&self) -> Result<()> {
         self.store()?;
+        if self.command.is_none() && self.schemes_path.is_none() {
+            bail!("--schemes-path is required");
+        }
         if self.port == 0 {
             bail!("--port must be between 1 and 65535");
         }
@@ -303,6 +336,17 @@ impl Args {
             tls,
             key_prefix,
         }))
+    }
+
+    /// Where compiled guests are cached: `--guest-cache`, else `~/.cache/irma-server/guests`.
+    pub fn guest_cache(&self) -> Option<PathBuf> {
+        match &self.guest_cache {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p.clone()),
+            None => {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/irma-server/guests"))
+            }
+        }
     }
 
     /// Where the guest component is, by default the release build of this workspace.

@@ -4,13 +4,18 @@
 //! The host does all I/O; the guest decides. One module per concern:
 //! - [`config`]: the command line and `IRMASERVER_*` environment, as `irma server` has them.
 //! - [`schemes`]: scheme folders and issuer keys, answered to the guest's key lookups.
-//! - [`runtime`]: the wasmtime engine, the component, limits, one `Store` per call.
+//! - [`runtime`]: the wasmtime engine, compiling and checking guests, limits, one `Store` per
+//!   call.
+//! - [`guests`]: hot swap: the active guest version, candidates checked before they serve.
+//! - [`registry`]: guest versions in Redis: publish, rollback, every replica's state.
 //! - [`store`]: where session records live: [`store::memory`] or [`store::redis`].
 //! - [`session`]: the driver: load the record, call the guest, compare-and-swap, effects.
 //! - [`http`]: the axum routers for requestors, apps and frontends.
 
 pub mod config;
+pub mod guests;
 pub mod http;
+pub mod registry;
 pub mod runtime;
 pub mod schemes;
 pub mod session;

@@ -6,51 +6,31 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use irma_server::config::{Args, StoreChoice};
+use irma_server::config::{Args, Command, GuestAction, StoreChoice};
+use irma_server::guests::{self, Guests};
 use irma_server::http::{self, AppState};
-use irma_server::runtime::{Runtime, types};
+use irma_server::registry::{self, GuestCheck, Registry};
+use irma_server::runtime::{GuestHost, Runtime, types};
 use irma_server::schemes::{self, KeyCache};
 use irma_server::session::Sessions;
 use irma_server::store::Store;
 use irma_server::store::memory::MemoryStore;
-use irma_server::store::redis::RedisStore;
+use irma_server::store::redis::{RedisStore, Tls};
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
     init_logging(&args);
     args.validate()?;
-    let conf = schemes::load(&args.schemes_path, args.privkeys.as_deref())?;
-    tracing::info!(schemes = ?conf.schemes.keys().collect::<Vec<_>>(), credential_types = conf.credential_types.len(), "schemes loaded");
-    let keys = Arc::new(KeyCache::from_configuration(&conf));
-    let guest = args.guest_path();
-    let runtime = Runtime::load(&guest, keys, args.guest_concurrency)
-        .with_context(|| format!("guest {}", guest.display()))?;
-    let (read, written) = runtime.schemas()?;
-    if !read.contains(&written) {
-        bail!("guest writes record schema {written} but cannot read it");
+    match &args.command {
+        None => serve(&args).await,
+        Some(Command::Guest { action }) => guest_command(&args, action).await,
     }
-    tracing::info!(guest = %guest.display(), ?read, written, "guest loaded");
-    let store = Arc::new(match args.store()? {
-        StoreChoice::Memory => Store::Memory(MemoryStore::new()),
-        StoreChoice::Redis(options) => {
-            let store = RedisStore::connect(&options).await?;
-            tracing::info!(addr = %format!("{}:{}", options.host, options.port), db = options.db, tls = !matches!(options.tls, irma_server::store::redis::Tls::Off), "session store: redis");
-            Store::Redis(store)
-        }
-    });
-    if let Store::Memory(_) = &*store {
-        let sweeper = store.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                if let Store::Memory(m) = &*sweeper {
-                    m.sweep();
-                }
-            }
-        });
-    }
-    let config = types::Config {
+}
+
+/// What the guest sees of the configuration.
+fn guest_config(args: &Args) -> Result<types::Config> {
+    Ok(types::Config {
         url: args.app_url(),
         max_session_lifetime_secs: args.max_session_lifetime * 60,
         session_result_lifetime_secs: args.session_result_lifetime * 60,
@@ -58,11 +38,50 @@ async fn main() -> Result<()> {
         augment_client_return_url: args.augment_client_return_url,
         allow_unsigned_callbacks: args.allow_unsigned_callbacks,
         timestamp_keys: args.timestamp_keys()?,
-    };
+    })
+}
+
+async fn serve(args: &Args) -> Result<()> {
+    let schemes_path = args.schemes_path.as_deref().context("--schemes-path")?;
+    let conf = schemes::load(schemes_path, args.privkeys.as_deref())?;
+    tracing::info!(schemes = ?conf.schemes.keys().collect::<Vec<_>>(), credential_types = conf.credential_types.len(), "schemes loaded");
+    let keys = Arc::new(KeyCache::from_configuration(&conf));
+    let config = guest_config(args)?;
+    let host = GuestHost::new(keys, args.guest_concurrency, args.guest_cache())?;
+    let store = Arc::new(match args.store()? {
+        StoreChoice::Memory => Store::Memory(MemoryStore::new()),
+        StoreChoice::Redis(options) => {
+            let store = RedisStore::connect(&options).await?;
+            tracing::info!(addr = %format!("{}:{}", options.host, options.port), db = options.db, tls = !matches!(options.tls, Tls::Off), "session store: redis");
+            Store::Redis(store)
+        }
+    });
+    let guests = Arc::new(first_guest(args, &host, &config, &store).await?);
+    let mut registry = None;
+    match &*store {
+        Store::Memory(_) => {
+            let sweeper = store.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    if let Store::Memory(m) = &*sweeper {
+                        m.sweep();
+                    }
+                }
+            });
+            guests::watch_file(guests.clone(), args.guest_path());
+        }
+        Store::Redis(redis) => {
+            registry = Some(Registry::new(redis));
+            registry::follow(Registry::new(redis), redis, guests.clone());
+        }
+    }
     let state = Arc::new(AppState {
-        sessions: Sessions::new(Arc::new(runtime), store, config),
+        sessions: Sessions::new(guests, store, config),
         requestors: args.requestors()?,
         sse: args.sse,
+        registry,
+        admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
     });
     let addr = SocketAddr::new(args.listen_addr, args.port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -72,6 +91,92 @@ async fn main() -> Result<()> {
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown())
         .await?;
+    Ok(())
+}
+
+/// The guest to start with: in Redis mode the registry's active version (the local `--guest`
+/// if there is none yet, which then becomes it, or if the active one does not load here);
+/// in memory mode the `--guest` file.
+async fn first_guest(
+    args: &Args,
+    host: &Arc<GuestHost>,
+    config: &types::Config,
+    store: &Store,
+) -> Result<Guests> {
+    let path = args.guest_path();
+    let local = || -> Result<(Vec<u8>, Runtime)> {
+        let bytes = std::fs::read(&path).with_context(|| format!("guest {}", path.display()))?;
+        let runtime = tokio::task::block_in_place(|| host.load(&bytes, config))
+            .with_context(|| format!("guest {}", path.display()))?;
+        Ok((bytes, runtime))
+    };
+    let runtime = match store {
+        Store::Memory(_) => local()?.1,
+        Store::Redis(redis) => {
+            let registry = Registry::new(redis);
+            let active = match registry.active().await? {
+                Some(hash) => registry.blob(&hash).await?.map(|b| (hash, b)),
+                None => None,
+            };
+            let loaded = active.map(|(hash, bytes)| {
+                (
+                    hash,
+                    tokio::task::block_in_place(|| host.load(&bytes, config)),
+                )
+            });
+            match loaded {
+                Some((_, Ok(runtime))) => runtime,
+                Some((hash, Err(e))) => {
+                    tracing::error!(guest = %hash, "the registry's active guest does not load here ({e:#}); serving the local one");
+                    local()?.1
+                }
+                None => {
+                    let (bytes, runtime) = local()?;
+                    registry.bootstrap(&bytes, &runtime).await?;
+                    runtime
+                }
+            }
+        }
+    };
+    tracing::info!(guest = %runtime.hash, read = ?runtime.schemas_read, written = runtime.schema_written, "guest loaded");
+    Ok(Guests::new(host.clone(), config.clone(), runtime))
+}
+
+/// `irma-server guest publish|rollback|status`.
+async fn guest_command(args: &Args, action: &GuestAction) -> Result<()> {
+    let StoreChoice::Redis(options) = args.store()? else {
+        bail!(
+            "guest versions are kept in Redis: use --store-type redis and the --redis-* flags (in memory mode, replace the --guest file)"
+        );
+    };
+    let registry = Registry::new(&RedisStore::connect(&options).await?);
+    let check = || -> Result<GuestCheck> {
+        let config = guest_config(args)?;
+        Ok(GuestCheck {
+            host: GuestHost::new(Arc::new(KeyCache::default()), 4, args.guest_cache())?,
+            keep_ms: (config.max_session_lifetime_secs as i64
+                + config.session_result_lifetime_secs as i64)
+                * 1000,
+            config,
+        })
+    };
+    match action {
+        GuestAction::Publish { file } => {
+            let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
+            let hash = registry.publish(&check()?, &bytes).await?;
+            println!("published {hash}");
+        }
+        GuestAction::Rollback => {
+            let hash = registry.rollback(&check()?).await?;
+            println!("rolled back to {hash}");
+        }
+        GuestAction::Status => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&registry.status().await?)?
+            );
+        }
+    }
     Ok(())
 }
 

@@ -1,12 +1,13 @@
-//! The wasmtime side: one [`Engine`] for the process, the guest component pre-instantiated once
-//! ([`IrmaSessionPre`]), and a fresh [`Store`] per call with a memory cap and an epoch
-//! deadline, so a trapping, looping or hoarding guest costs one request and nothing more.
+//! The wasmtime side: one [`Engine`] and linker for the process ([`GuestHost`]), each guest
+//! version compiled once (cached on disk by its SHA-256), checked and pre-instantiated
+//! ([`Runtime`]), and a fresh [`Store`] per call with a memory cap and an epoch deadline, so a
+//! trapping, looping or hoarding guest costs one request and nothing more.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
@@ -88,28 +89,37 @@ impl irma::session::arith::Host for State {
 
 impl types::Host for State {}
 
-/// A loaded guest, ready to be called.
-pub struct Runtime {
+/// What loads guests: the process's engine (with its epoch ticker and instance pool), the
+/// linker of the host's imports, the key cache every guest reads, and where compiled guests
+/// are kept.
+pub struct GuestHost {
     engine: Engine,
-    pre: IrmaSessionPre<State>,
+    linker: Linker<State>,
     keys: Arc<KeyCache>,
+    cache_dir: Option<PathBuf>,
 }
 
-impl Runtime {
-    /// Compiles the component at `path` and links it. `concurrency` sizes the instance pool.
-    pub fn load(path: &Path, keys: Arc<KeyCache>, concurrency: u32) -> Result<Runtime> {
+/// SHA-256 of a component, hex: its identity everywhere (registry, cache, status, metrics).
+pub fn guest_hash(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl GuestHost {
+    /// `concurrency` sizes the instance pool; compiled guests are kept in `cache_dir`.
+    pub fn new(
+        keys: Arc<KeyCache>,
+        concurrency: u32,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Arc<GuestHost>> {
         let engine = engine(concurrency)?;
-        let component = Component::from_file(&engine, path)
-            .map_err(|e| anyhow!("loading guest {}: {e:?}", path.display()))?;
         let mut linker: Linker<State> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:?}"))?;
         IrmaSession::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
             .map_err(|e| anyhow!("{e:?}"))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow!("guest does not fit the host: {e:?}"))?;
-        let pre = IrmaSessionPre::new(pre)
-            .map_err(|e| anyhow!("guest does not export irma:session: {e:?}"))?;
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("epoch-ticker".into())
@@ -121,7 +131,152 @@ impl Runtime {
                 }
             })
             .context("starting the epoch ticker")?;
-        Ok(Runtime { engine, pre, keys })
+        if let Some(dir) = &cache_dir {
+            create_private_dir(dir).with_context(|| format!("guest cache {}", dir.display()))?;
+        }
+        Ok(Arc::new(GuestHost {
+            engine,
+            linker,
+            keys,
+            cache_dir,
+        }))
+    }
+
+    /// Compiles `bytes` (or takes the compilation cached under its hash), links it against
+    /// the WIT world, and runs its checks: it must read the schema it writes, and pass its own
+    /// self-check. Any failure refuses the guest, with the reason.
+    pub fn load(&self, bytes: &[u8], config: &types::Config) -> Result<Runtime> {
+        self.load_hashed(bytes, guest_hash(bytes), config)
+    }
+
+    /// [`GuestHost::load`] when the caller has hashed `bytes` already.
+    pub fn load_hashed(
+        &self,
+        bytes: &[u8],
+        hash: String,
+        config: &types::Config,
+    ) -> Result<Runtime> {
+        let component = self.compile(bytes, &hash)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow!("guest does not fit the host: {e:?}"))?;
+        let pre = IrmaSessionPre::new(pre)
+            .map_err(|e| anyhow!("guest does not export irma:session: {e:?}"))?;
+        let mut runtime = Runtime {
+            engine: self.engine.clone(),
+            pre,
+            keys: self.keys.clone(),
+            hash,
+            schemas_read: Vec::new(),
+            schema_written: 0,
+        };
+        let (read, written) = runtime.schemas()?;
+        if !read.contains(&written) {
+            bail!("guest writes record schema {written} but cannot read it");
+        }
+        (runtime.schemas_read, runtime.schema_written) = (read, written);
+        runtime.self_check(config)?;
+        Ok(runtime)
+    }
+
+    fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component> {
+        let cached = self
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{hash}.cwasm")));
+        if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
+            // SAFETY: the file is this host's own compilation of exactly these bytes (named by
+            // their hash, in a directory only this user can write); wasmtime refuses it if it
+            // was made by another engine version or configuration, and we then recompile.
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(c) => {
+                    tracing::info!(guest = %hash, "compiled guest taken from the cache");
+                    return Ok(c);
+                }
+                Err(e) => {
+                    tracing::warn!(guest = %hash, "cached compilation unusable ({e}); recompiling")
+                }
+            }
+        }
+        let started = std::time::Instant::now();
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| anyhow!("guest does not compile: {e:?}"))?;
+        tracing::info!(guest = %hash, ms = started.elapsed().as_millis() as u64, "guest compiled");
+        if let Some(path) = cached {
+            // Written aside and renamed, so a reader never sees half a file.
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            let written = component
+                .serialize()
+                .map_err(|e| anyhow!("{e:?}"))
+                .and_then(|b| std::fs::write(&tmp, b).map_err(Into::into))
+                .and_then(|()| std::fs::rename(&tmp, &path).map_err(Into::into));
+            if let Err(e) = written {
+                tracing::warn!(guest = %hash, "cannot cache the compiled guest: {e}");
+            }
+        }
+        Ok(component)
+    }
+}
+
+/// Creates `dir` readable and writable by this user only (compiled code is loaded from it).
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
+        bail!("must be owned by this user and not writable by others");
+    }
+    Ok(())
+}
+
+/// A loaded, checked guest version, ready to be called.
+pub struct Runtime {
+    engine: Engine,
+    pre: IrmaSessionPre<State>,
+    keys: Arc<KeyCache>,
+    /// SHA-256 of the component.
+    pub hash: String,
+    pub schemas_read: Vec<u32>,
+    pub schema_written: u32,
+}
+
+impl Runtime {
+    /// Loads the component at `path` in a host of its own (benchmarks and tools).
+    pub fn load(path: &Path, keys: Arc<KeyCache>, concurrency: u32) -> Result<Runtime> {
+        let bytes =
+            std::fs::read(path).map_err(|e| anyhow!("loading guest {}: {e}", path.display()))?;
+        GuestHost::new(keys, concurrency, None)?.load(
+            &bytes,
+            &types::Config {
+                url: "http://127.0.0.1/irma/".into(),
+                max_session_lifetime_secs: 900,
+                session_result_lifetime_secs: 300,
+                production: false,
+                augment_client_return_url: false,
+                allow_unsigned_callbacks: false,
+                timestamp_keys: Vec::new(),
+            },
+        )
+    }
+
+    /// Runs the guest's self-check.
+    fn self_check(&self, config: &types::Config) -> Result<()> {
+        let (mut store, g) = self.instance()?;
+        let ctx = types::Context {
+            now_ms: crate::session::now_ms(),
+            random: vec![7; 64],
+            config: config.clone(),
+        };
+        g.irma_session_session()
+            .call_self_check(&mut store, &ctx)
+            .map_err(|e| anyhow!("guest trapped in its self-check: {e:?}"))?
+            .map_err(|e| anyhow!("guest failed its self-check: {e}"))
     }
 
     fn store(&self) -> Store<State> {
@@ -175,8 +330,8 @@ impl Runtime {
         Ok((store, instance))
     }
 
-    /// Which record schemas the guest reads, and which it writes.
-    pub fn schemas(&self) -> Result<(Vec<u32>, u32)> {
+    /// Which record schemas the guest reads, and which it writes (as the guest says).
+    fn schemas(&self) -> Result<(Vec<u32>, u32)> {
         let (mut store, g) = self.instance()?;
         let s = g.irma_session_session();
         let read = s

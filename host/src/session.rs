@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::guests::Guests;
 use crate::http::errors::{HttpError, Kind};
 use crate::runtime::{Runtime, types};
 use crate::store::{
@@ -42,7 +43,8 @@ impl From<HttpError> for Reply {
 }
 
 pub struct Sessions<S> {
-    pub runtime: Arc<Runtime>,
+    /// The guest versions; each request runs on the one active when it starts.
+    pub guests: Arc<Guests>,
     pub store: Arc<S>,
     pub config: types::Config,
 }
@@ -85,9 +87,9 @@ fn context(config: &types::Config) -> types::Context {
 }
 
 impl<S: SessionStore> Sessions<S> {
-    pub fn new(runtime: Arc<Runtime>, store: Arc<S>, config: types::Config) -> Sessions<S> {
+    pub fn new(guests: Arc<Guests>, store: Arc<S>, config: types::Config) -> Sessions<S> {
         Sessions {
-            runtime,
+            guests,
             store,
             config,
         }
@@ -96,9 +98,9 @@ impl<S: SessionStore> Sessions<S> {
     /// Runs a guest call off the async workers: proofs take milliseconds.
     async fn blocking<T: Send + 'static>(
         &self,
+        runtime: Arc<Runtime>,
         f: impl FnOnce(&Runtime) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, HttpError> {
-        let runtime = self.runtime.clone();
         match tokio::task::spawn_blocking(move || f(&runtime)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
@@ -116,7 +118,9 @@ impl<S: SessionStore> Sessions<S> {
     pub async fn start(&self, body: Vec<u8>, requestor: String) -> Reply {
         let ctx = context(&self.config);
         let started = match self
-            .blocking(move |rt| rt.start(&body, &requestor, &ctx))
+            .blocking(self.guests.current(), move |rt| {
+                rt.start(&body, &requestor, &ctx)
+            })
             .await
         {
             Ok(Ok(s)) => s,
@@ -143,6 +147,8 @@ impl<S: SessionStore> Sessions<S> {
 
     /// Applies `event` to the session named by `token`.
     pub async fn handle(&self, token: Token<'_>, event: types::Event) -> Reply {
+        // This request runs on this version to its end, whatever is swapped in meanwhile.
+        let runtime = self.guests.current();
         for _ in 0..MAX_ATTEMPTS {
             let loaded = match self.store.load(token).await {
                 Ok(Some(l)) => l,
@@ -159,10 +165,10 @@ impl<S: SessionStore> Sessions<S> {
             let outcome = if heavy {
                 let record = loaded.record.clone();
                 let ev = event.clone();
-                self.blocking(move |rt| rt.transition(&record, &ev, &ctx))
+                self.blocking(runtime.clone(), move |rt| rt.transition(&record, &ev, &ctx))
                     .await
             } else {
-                self.runtime
+                runtime
                     .transition(&loaded.record, &event, &ctx)
                     .map_err(|e| {
                         tracing::error!("guest call failed: {e:#}");

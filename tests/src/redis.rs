@@ -164,6 +164,17 @@ impl Redis {
         String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
     }
 
+    /// Like [`Redis::cli`], with `input`'s bytes on stdin (for `-x`).
+    pub fn cli_stdin(&self, args: &[&str], input: &Path) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .stdin(std::fs::File::open(input).expect("input"))
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 #[test]
 fn trapping_looping_and_hoarding_guests_are_contained() {
-    let chaos = root().join("target/chaos/wasm32-wasip2/release/irma_guest.wasm");
+    let chaos = root().join("target/variants/irma_guest_chaos.wasm");
     assert!(
         chaos.exists(),
         "build it: just test (or cargo build -p irma-guest --features chaos ...)"

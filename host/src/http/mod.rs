@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod errors;
+pub mod ops;
 pub mod requestor;
 pub mod sse;
 
@@ -24,6 +25,10 @@ pub struct AppState {
     pub requestors: Option<Vec<(String, String)>>,
     /// Serve `statusevents` (`--sse`).
     pub sse: bool,
+    /// The guest registry (Redis mode).
+    pub registry: Option<crate::registry::Registry>,
+    /// Bearer token of the `/admin` endpoints; none disables them.
+    pub admin_token: Option<String>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -46,6 +51,7 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .merge(requestor::routes())
         .merge(app::routes())
+        .merge(ops::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .layer(cors)

@@ -92,6 +92,7 @@ pub struct RedisStore {
     save: Script,
     prefix: String,
     events: broadcast::Sender<StatusEvent>,
+    guest_announcements: broadcast::Sender<String>,
     client_tokens: TokenCache,
 }
 
@@ -143,15 +144,36 @@ impl RedisStore {
             .await
             .map_err(|e| anyhow::anyhow!("failed to connect to Redis: {e}"))?;
         let events = broadcast::channel(1024).0;
-        let channel = format!("{}statusevents", options.key_prefix);
-        tokio::spawn(follow_channel(client, channel, events.clone()));
+        let guest_announcements = broadcast::channel(16).0;
+        tokio::spawn(follow_channels(
+            client,
+            options.key_prefix.clone(),
+            events.clone(),
+            guest_announcements.clone(),
+        ));
         Ok(RedisStore {
             conn,
             save: Script::new(SAVE),
             prefix: options.key_prefix.clone(),
             events,
+            guest_announcements,
             client_tokens: TokenCache::default(),
         })
+    }
+
+    /// A connection for other users of this Redis (the guest registry).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// The key prefix (`<username>:` or empty).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Guest versions announced on `<prefix>guests` (their hashes).
+    pub fn guest_announcements(&self) -> broadcast::Receiver<String> {
+        self.guest_announcements.subscribe()
     }
 
     fn key(&self, kind: &str, token: &str) -> String {
@@ -215,29 +237,43 @@ fn client(o: &RedisOptions) -> anyhow::Result<Client> {
     })
 }
 
-/// Forwards what any replica publishes on `channel` to this process's subscribers, for as long
-/// as the process runs; reconnects after Redis goes away. Messages published while the
-/// subscription is down are lost: the SSE streams re-read the summary periodically for that.
-async fn follow_channel(client: Client, channel: String, events: broadcast::Sender<StatusEvent>) {
+/// Forwards what any replica publishes to this process's subscribers, for as long as the
+/// process runs; reconnects after Redis goes away. Two channels: `<prefix>statusevents`
+/// (session status changes) and `<prefix>guests` (a new active guest version). Messages
+/// published while the subscription is down are lost: SSE streams re-read the summary and the
+/// guest watcher re-reads the active version every second for that.
+async fn follow_channels(
+    client: Client,
+    prefix: String,
+    events: broadcast::Sender<StatusEvent>,
+    guests: broadcast::Sender<String>,
+) {
+    let status_channel = format!("{prefix}statusevents");
+    let guest_channel = format!("{prefix}guests");
     loop {
         match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+            Ok(mut pubsub) => match pubsub
+                .subscribe(&[status_channel.as_str(), guest_channel.as_str()])
+                .await
+            {
                 Ok(()) => {
-                    tracing::debug!(%channel, "following status events");
+                    tracing::debug!("following status events and guest announcements");
                     let mut messages = pubsub.into_on_message();
                     while let Some(msg) = messages.next().await {
                         let Ok(payload) = msg.get_payload::<String>() else {
                             continue;
                         };
-                        if let Some(event) = parse_event(&payload) {
+                        if msg.get_channel_name() == guest_channel {
+                            let _ = guests.send(payload);
+                        } else if let Some(event) = parse_event(&payload) {
                             let _ = events.send(event);
                         }
                     }
-                    tracing::warn!("status event subscription lost; resubscribing");
+                    tracing::warn!("Redis subscription lost; resubscribing");
                 }
-                Err(e) => tracing::warn!("cannot subscribe to status events: {e}"),
+                Err(e) => tracing::warn!("cannot subscribe to Redis channels: {e}"),
             },
-            Err(e) => tracing::debug!("cannot connect for status events: {e}"),
+            Err(e) => tracing::debug!("cannot connect for Redis channels: {e}"),
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -1,0 +1,119 @@
+//! Operations endpoints: `/metrics` (Prometheus text) with the guest's state, and with
+//! `--admin-token` the guest registry (Redis mode): `GET /admin/guest` (status),
+//! `POST /admin/guest` (body: a component; publishes it), `POST /admin/guest/rollback`.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::Shared;
+use super::errors::{HttpError, Kind};
+use crate::registry::{GuestCheck, Registry};
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/admin/guest", get(status).post(publish))
+        .route("/admin/guest/rollback", post(rollback))
+}
+
+async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.sessions.guests.metrics(),
+    )
+}
+
+/// The registry, if the caller holds the admin token (`Authorization: Bearer <token>`).
+fn admin(state: &Shared, headers: &HeaderMap) -> Result<Registry, HttpError> {
+    let Some(token) = &state.admin_token else {
+        return Err(HttpError::new(
+            Kind::Unsupported,
+            "no --admin-token configured",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compared in full whatever the input, so timing tells nothing about the token.
+    let equal = given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0, |d, (a, b)| d | (a ^ b))
+                == 0
+    });
+    if !equal {
+        return Err(HttpError::new(Kind::Unauthorized, "admin token"));
+    }
+    state.registry.clone().ok_or_else(|| {
+        HttpError::new(
+            Kind::Unsupported,
+            "guest versions are kept in Redis (--store-type redis); in memory mode replace the --guest file",
+        )
+    })
+}
+
+fn check(state: &Shared) -> GuestCheck {
+    let g = &state.sessions.guests;
+    GuestCheck {
+        host: g.host().clone(),
+        config: g.config().clone(),
+        keep_ms: g.keep_ms(),
+    }
+}
+
+fn refused(e: anyhow::Error) -> Response {
+    (
+        StatusCode::CONFLICT,
+        axum::Json(json!({"status": 409, "error": "GUEST_REFUSED", "description": "The guest was refused", "message": format!("{e:#}")})),
+    )
+        .into_response()
+}
+
+async fn status(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    match admin(&state, &headers) {
+        Ok(r) => match r.status().await {
+            Ok(v) => axum::Json(v).into_response(),
+            Err(e) => HttpError::new(Kind::InternalError, format!("{e:#}")).into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn publish(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let registry = match admin(&state, &headers) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let check = check(&state);
+    // Compiling takes a while: the checks run off the async workers.
+    let checked = tokio::task::spawn_blocking(move || check.check_owned(body.to_vec())).await;
+    match checked {
+        Ok(Ok((bytes, runtime))) => match registry
+            .activate_checked(&bytes, &runtime, state.sessions.guests.keep_ms())
+            .await
+        {
+            Ok(()) => axum::Json(json!({"published": runtime.hash})).into_response(),
+            Err(e) => refused(e),
+        },
+        Ok(Err(e)) => refused(e),
+        Err(e) => HttpError::new(Kind::InternalError, e.to_string()).into_response(),
+    }
+}
+
+async fn rollback(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let registry = match admin(&state, &headers) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    match registry.rollback(&check(&state)).await {
+        Ok(hash) => axum::Json(json!({"active": hash})).into_response(),
+        Err(e) => refused(e),
+    }
+}

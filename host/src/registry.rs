@@ -1,0 +1,299 @@
+//! The guest registry in Redis (stateless mode): guest versions by hash, which one is active,
+//! which were active before (for rollback), the record-schema [`Ledger`], and what every
+//! replica runs. Keys, under the store's prefix:
+//!
+//! | key | value |
+//! |---|---|
+//! | `guest:blob:<sha256>` | the component's bytes |
+//! | `guest:active` | the hash every replica should run |
+//! | `guest:history` | list of previously active hashes, newest first |
+//! | `guest:writes` | hash: guest hash → the record schema it writes |
+//! | `guest:schemas` | hash: record schema → `live`, or the Unix ms after which none remain |
+//! | `guest:replica:<id>` | JSON [`ReplicaStatus`], refreshed every second, expiring after 5 s |
+//!
+//! `guest publish` and `guest rollback` check the guest as a replica would (compile, WIT world,
+//! self-check, ledger) before they move `guest:active`, then announce it on `<prefix>guests`.
+//! Replicas check again before they swap (they may run another host build) and report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde_json::{Value, json};
+
+use crate::guests::{Guests, Ledger, ReplicaStatus, readable, retire};
+use crate::runtime::{Runtime, guest_hash};
+use crate::session::now_ms;
+use crate::store::redis::RedisStore;
+
+/// How long a replica's report lives without being refreshed.
+const REPORT_SECS: u64 = 5;
+
+#[derive(Clone)]
+pub struct Registry {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl Registry {
+    pub fn new(store: &RedisStore) -> Registry {
+        Registry {
+            conn: store.connection(),
+            prefix: store.prefix().to_owned(),
+        }
+    }
+
+    fn key(&self, k: &str) -> String {
+        format!("{}guest:{k}", self.prefix)
+    }
+
+    pub async fn active(&self) -> Result<Option<String>> {
+        Ok(self.conn.clone().get(self.key("active")).await?)
+    }
+
+    pub async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .clone()
+            .get(self.key(&format!("blob:{hash}")))
+            .await?)
+    }
+
+    pub async fn ledger(&self) -> Result<Ledger> {
+        let raw: Vec<(u32, String)> = self.conn.clone().hgetall(self.key("schemas")).await?;
+        raw.into_iter()
+            .map(|(schema, v)| {
+                let until = match v.as_str() {
+                    "live" => None,
+                    t => Some(
+                        t.parse()
+                            .map_err(|_| anyhow!("ledger entry {schema}: {t}"))?,
+                    ),
+                };
+                Ok((schema, until))
+            })
+            .collect()
+    }
+
+    async fn write_ledger(&self, ledger: &Ledger) -> Result<()> {
+        let entries: Vec<(u32, String)> = ledger
+            .iter()
+            .map(|(s, u)| (*s, u.map_or("live".to_owned(), |t| t.to_string())))
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(self.key("schemas")).ignore();
+        if !entries.is_empty() {
+            pipe.hset_multiple(self.key("schemas"), &entries).ignore();
+        }
+        pipe.exec_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    /// The schema a registered guest writes.
+    async fn writes(&self, hash: &str) -> Result<Option<u32>> {
+        Ok(self.conn.clone().hget(self.key("writes"), hash).await?)
+    }
+
+    /// A replica's first guest becomes the active one if the registry has none yet, so that a
+    /// later rollback has something to return to.
+    pub async fn bootstrap(&self, bytes: &[u8], runtime: &Runtime) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .set(self.key(&format!("blob:{}", runtime.hash)), bytes)
+            .await?;
+        let _: () = conn
+            .hset(self.key("writes"), &runtime.hash, runtime.schema_written)
+            .await?;
+        let _: bool = conn
+            .hset_nx(self.key("schemas"), runtime.schema_written, "live")
+            .await?;
+        let _: bool = conn.set_nx(self.key("active"), &runtime.hash).await?;
+        Ok(())
+    }
+
+    /// Makes a checked guest the active one: refused if it cannot read what the store may
+    /// hold. `rollback` pops the history instead of pushing the previous version onto it.
+    /// Makes a guest checked by [`GuestCheck::check_owned`] the active one.
+    pub async fn activate_checked(
+        &self,
+        bytes: &[u8],
+        runtime: &Runtime,
+        keep_ms: i64,
+    ) -> Result<()> {
+        self.activate(bytes, runtime, keep_ms, false).await
+    }
+
+    async fn activate(
+        &self,
+        bytes: &[u8],
+        runtime: &Runtime,
+        keep_ms: i64,
+        rollback: bool,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut ledger = self.ledger().await?;
+        readable(&ledger, &runtime.schemas_read, now)
+            .map_err(|e| anyhow!("guest {} refused: {e}", runtime.hash))?;
+        let previous = self.active().await?;
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .set(self.key(&format!("blob:{}", runtime.hash)), bytes)
+            .await?;
+        let _: () = conn
+            .hset(self.key("writes"), &runtime.hash, runtime.schema_written)
+            .await?;
+        let old = match &previous {
+            Some(p) => self.writes(p).await?,
+            None => None,
+        };
+        retire(&mut ledger, old, runtime.schema_written, now, keep_ms);
+        self.write_ledger(&ledger).await?;
+        if rollback {
+            let _: Option<String> = conn.lpop(self.key("history"), None).await?;
+        } else if let Some(p) = previous.as_ref().filter(|p| **p != runtime.hash) {
+            let _: () = conn.lpush(self.key("history"), p).await?;
+        }
+        let _: () = conn.set(self.key("active"), &runtime.hash).await?;
+        let _: i64 = conn
+            .publish(format!("{}guests", self.prefix), &runtime.hash)
+            .await?;
+        Ok(())
+    }
+
+    /// `guest publish`: checks `bytes` with this process's host and makes it active.
+    pub async fn publish(&self, guests_host: &GuestCheck, bytes: &[u8]) -> Result<String> {
+        let runtime = tokio::task::block_in_place(|| guests_host.check(bytes))?;
+        self.activate(bytes, &runtime, guests_host.keep_ms, false)
+            .await?;
+        Ok(runtime.hash.clone())
+    }
+
+    /// `guest rollback`: makes the previously active version active again, if it is still
+    /// safe (it must read every record schema the store may hold).
+    pub async fn rollback(&self, guests_host: &GuestCheck) -> Result<String> {
+        let mut conn = self.conn.clone();
+        let previous: Option<String> = conn.lindex(self.key("history"), 0).await?;
+        let Some(previous) = previous else {
+            bail!("no earlier guest version to roll back to");
+        };
+        let bytes = self
+            .blob(&previous)
+            .await?
+            .ok_or_else(|| anyhow!("guest {previous} is no longer in the registry"))?;
+        let runtime = tokio::task::block_in_place(|| guests_host.check(&bytes))?;
+        self.activate(&bytes, &runtime, guests_host.keep_ms, true)
+            .await?;
+        Ok(previous)
+    }
+
+    /// Publishes what this replica runs, for `guest status`.
+    pub async fn report(&self, status: &ReplicaStatus) -> Result<()> {
+        let _: () = self
+            .conn
+            .clone()
+            .set_ex(
+                self.key(&format!("replica:{}", status.replica)),
+                serde_json::to_string(status)?,
+                REPORT_SECS,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `guest status`: the active version, the history, the ledger and every live replica.
+    pub async fn status(&self) -> Result<Value> {
+        let mut conn = self.conn.clone();
+        let history: Vec<String> = conn.lrange(self.key("history"), 0, -1).await?;
+        let mut keys: Vec<String> = Vec::new();
+        let mut iter: redis::AsyncIter<String> = conn.scan_match(self.key("replica:*")).await?;
+        while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
+            keys.push(k?);
+        }
+        drop(iter);
+        let mut replicas = Vec::new();
+        for k in keys {
+            let v: Option<String> = conn.get(&k).await?;
+            if let Some(v) = v {
+                replicas.push(serde_json::from_str::<Value>(&v)?);
+            }
+        }
+        replicas.sort_by_key(|r| r["replica"].as_str().unwrap_or("").to_owned());
+        let ledger: BTreeMapJson = self
+            .ledger()
+            .await?
+            .into_iter()
+            .map(|(s, u)| (s.to_string(), u.map_or(json!("live"), |t| json!(t))))
+            .collect();
+        Ok(json!({
+            "active": self.active().await?,
+            "history": history,
+            "schemas": ledger,
+            "replicas": replicas,
+        }))
+    }
+}
+
+type BTreeMapJson = std::collections::BTreeMap<String, Value>;
+
+/// Checks a guest as a replica would, for the publishing side.
+pub struct GuestCheck {
+    pub host: Arc<crate::runtime::GuestHost>,
+    pub config: crate::runtime::types::Config,
+    pub keep_ms: i64,
+}
+
+impl GuestCheck {
+    /// Compiles and checks; blocks (call from a blocking thread or in `block_in_place`: a
+    /// failing guest writes its panic through WASI, which blocks on the runtime).
+    fn check(&self, bytes: &[u8]) -> Result<Runtime> {
+        self.host
+            .load(bytes, &self.config)
+            .with_context(|| format!("guest {} refused", guest_hash(bytes)))
+    }
+
+    /// [`GuestCheck::check`] for a blocking thread.
+    pub fn check_owned(self, bytes: Vec<u8>) -> Result<(Vec<u8>, Runtime)> {
+        let runtime = self.check(&bytes)?;
+        Ok((bytes, runtime))
+    }
+}
+
+/// A replica's part: follow the registry (announcements, and a check every second), swap in
+/// what becomes active, and report what runs.
+pub fn follow(registry: Registry, store: &RedisStore, guests: Arc<Guests>) {
+    let mut announcements = store.guest_announcements();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = announcements.recv() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if let Err(e) = sync(&registry, &guests).await {
+                tracing::warn!("guest registry: {e:#}");
+            }
+            if let Err(e) = registry.report(&guests.status()).await {
+                tracing::debug!("cannot report guest status: {e:#}");
+            }
+        }
+    });
+}
+
+/// Activates the registry's active guest if it is not the one running (and was not refused).
+async fn sync(registry: &Registry, guests: &Arc<Guests>) -> Result<()> {
+    let Some(active) = registry.active().await? else {
+        return Ok(());
+    };
+    if active == guests.current().hash || guests.was_refused(&active) {
+        return Ok(());
+    }
+    let Some(bytes) = registry.blob(&active).await? else {
+        bail!("active guest {active} has no bytes in the registry");
+    };
+    let ledger = registry.ledger().await?;
+    let g = guests.clone();
+    // Compiling takes a while: off the async workers. A refusal is logged and counted there.
+    let _ = tokio::task::spawn_blocking(move || g.try_activate(&bytes, Some(&ledger))).await;
+    Ok(())
+}

@@ -1,0 +1,577 @@
+//! Hot swap: new guest versions published to running replicas (Redis registry, or the watched
+//! `--guest` file in memory mode) take over without a failed request; broken ones and unsafe
+//! rollbacks are refused; a schema-2 guest serves records written by schema 1.
+//!
+//! Guest versions: the default build (v1, schema 1); v1 with an extra custom section (same
+//! logic, another hash); `--features schema2` (v2); `--features broken-self-check`; garbage.
+//! `just test` builds the variants into `target/variants/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use irma_idemix::{Configuration, LoadOptions};
+use irma_tests::balancer::Balancer;
+use irma_tests::redis::Redis;
+use irma_tests::wallet::App;
+use irma_tests::{Schemes, Server, Session, free_port, get, guest, root, server_binary};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+fn demo_conf() -> Configuration {
+    Configuration::load(
+        &root().join("host/demo/irma_configuration"),
+        LoadOptions::default(),
+    )
+    .unwrap()
+}
+
+fn hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn variant(name: &str) -> Vec<u8> {
+    let p = root().join(format!("target/variants/irma_guest_{name}.wasm"));
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{} ({e}): run `just test`", p.display()))
+}
+
+/// The component with a custom section appended: the same guest under another hash.
+fn relabelled(bytes: &[u8], label: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { b } else { b | 0x80 });
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    let name = b"irma-test-label";
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(label.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn disclosure() -> Value {
+    json!({
+        "@context": "https://irma.app/ld/request/disclosure/v2",
+        "disclose": [[["stateless-demo.University.studentCard.studentID"]]]
+    })
+}
+
+fn student_card() -> Value {
+    json!({
+        "@context": "https://irma.app/ld/request/issuance/v2",
+        "credentials": [{
+            "credential": "stateless-demo.University.studentCard",
+            "attributes": {"university": "Radboud", "studentCardNumber": "2300", "studentID": "s1", "level": "PhD"}
+        }]
+    })
+}
+
+/// The active guest hash a server reports in `/metrics`.
+fn active_hash(server_url: &str) -> String {
+    let m = get(&format!("{server_url}/metrics")).body;
+    m.lines()
+        .find_map(|l| l.strip_prefix("irma_guest_info{hash=\""))
+        .and_then(|l| l.split('"').next())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn metric(server_url: &str, name: &str) -> String {
+    let m = get(&format!("{server_url}/metrics")).body;
+    m.lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Waits until every server reports `want`; returns how long that took.
+fn until_all_run(servers: &[String], want: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    while !servers.iter().all(|s| active_hash(s) == want) {
+        assert!(
+            start.elapsed() < within,
+            "replicas still run {:?}, not {want}",
+            servers.iter().map(|s| active_hash(s)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}
+
+const ADMIN: &str = "admin-token-of-the-test";
+
+/// Three replicas on one Redis behind nginx, sharing a compile cache.
+struct Cluster {
+    redis: Redis,
+    replicas: Vec<Server>,
+    front: Server,
+    _balancer: Balancer,
+    flags: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let redis = Redis::start();
+        let dir = tempfile::tempdir().unwrap();
+        let lb_port = free_port();
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut flags = redis.server_flags();
+        flags.extend([
+            "--admin-token".into(),
+            ADMIN.into(),
+            "--guest-cache".into(),
+            dir.path().join("cache").display().to_string(),
+            "--url".into(),
+            format!("http://127.0.0.1:{lb_port}"),
+        ]);
+        let f: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let replicas = ports
+            .iter()
+            .map(|p| Server::start_at(*p, Schemes::Demo, &f))
+            .collect();
+        Cluster {
+            _balancer: Balancer::start(lb_port, &ports),
+            front: Server::external(&format!("http://127.0.0.1:{lb_port}")),
+            redis,
+            replicas,
+            flags,
+            _dir: dir,
+        }
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.replicas.iter().map(|r| r.url.clone()).collect()
+    }
+
+    /// `irma-server <flags> guest <args>`: (success, stdout + stderr).
+    fn guest_cli(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(server_binary())
+            .args(&self.flags)
+            .args(["-q", "guest"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+}
+
+/// Sessions and polls run against `front` until stopped; every failure is kept.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    sessions: Arc<AtomicU64>,
+    failures: Arc<Mutex<Vec<String>>>,
+    /// (start instant, latency) of every status poll.
+    polls: Arc<Mutex<Vec<(Instant, Duration)>>>,
+}
+
+impl Load {
+    fn start(front: &Server, wallets: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sessions = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let polls = Arc::new(Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for w in 0..wallets {
+            let (stop, sessions, failures) = (stop.clone(), sessions.clone(), failures.clone());
+            let front = Server::external(&front.url);
+            threads.push(std::thread::spawn(move || {
+                let mut app = App::new(demo_conf(), 500 + w as u64);
+                let s = Session::start(&front, &student_card());
+                assert_eq!(app.run(&s.u).status, 200);
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let request = if i % 3 == 0 {
+                        student_card()
+                    } else {
+                        disclosure()
+                    };
+                    let a = irma_tests::post_json(&format!("{}/session", front.url), &request);
+                    if a.status != 200 {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("start: {} {}", a.status, a.body));
+                        continue;
+                    }
+                    let s = Session::from_start(&front, a.json());
+                    let a = app.run(&s.u);
+                    let r = get(&format!("{}/session/{}/result", front.url, s.token));
+                    if a.status != 200 || r.json()["proofStatus"] != "VALID" {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("session: {} {} / {}", a.status, a.body, r.body));
+                    } else {
+                        sessions.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        {
+            let (stop, failures, polls) = (stop.clone(), failures.clone(), polls.clone());
+            let front = Server::external(&front.url);
+            threads.push(std::thread::spawn(move || {
+                let s = Session::start(&front, &disclosure());
+                let url = format!("{}/session/{}/status", front.url, s.token);
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let a = get(&url);
+                    polls.lock().unwrap().push((t, t.elapsed()));
+                    if a.status != 200 {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("poll: {} {}", a.status, a.body));
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }));
+        }
+        Load {
+            stop,
+            threads,
+            sessions,
+            failures,
+            polls,
+        }
+    }
+
+    fn stop(self) -> (u64, Vec<String>, Vec<(Instant, Duration)>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        let polls = self.polls.lock().unwrap().clone();
+        (self.sessions.load(Ordering::Relaxed), failures, polls)
+    }
+}
+
+fn p99(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() * 99 / 100).copied().unwrap_or_default()
+}
+
+#[test]
+fn publish_and_roll_back_under_load_without_a_failed_request() {
+    let c = Cluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = std::fs::read(guest()).unwrap();
+    let v1b = relabelled(&v1, "b");
+    let v1b_file = write(dir.path(), "v1b.wasm", &v1b);
+    let urls = c.urls();
+    until_all_run(&urls, &hash(&v1), Duration::from_secs(5));
+
+    let load = Load::start(&c.front, 3);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut swaps = Vec::new(); // (from, to) instants of each swap
+    let mut visible = Vec::new();
+    // Windows: the publishing command (it compiles and checks the guest on these same two
+    // cores), and the swap itself (from the command's return until every replica runs it).
+    let mut commands = Vec::new();
+    for _ in 0..3 {
+        for (args, want) in [
+            (vec!["publish", v1b_file.to_str().unwrap()], hash(&v1b)),
+            (vec!["rollback"], hash(&v1)),
+        ] {
+            let t = Instant::now();
+            let (ok, out) = c.guest_cli(&args);
+            assert!(ok, "{out}");
+            let published = Instant::now();
+            commands.push((t, published));
+            visible.push(until_all_run(&urls, &want, Duration::from_secs(3)));
+            swaps.push((published, Instant::now()));
+            std::thread::sleep(Duration::from_millis(700));
+        }
+    }
+    let (sessions, failures, polls) = load.stop();
+    assert!(
+        failures.is_empty(),
+        "{} failures: {failures:?}",
+        failures.len()
+    );
+    assert!(sessions > 10, "the load ran: {sessions} sessions");
+    let within = |w: &[(Instant, Instant)], t: &Instant| w.iter().any(|(a, b)| t >= a && t <= b);
+    let swap_p99 = p99(polls
+        .iter()
+        .filter(|(t, _)| within(&swaps, t))
+        .map(|p| p.1)
+        .collect());
+    let command_p99 = p99(polls
+        .iter()
+        .filter(|(t, _)| within(&commands, t))
+        .map(|p| p.1)
+        .collect());
+    let steady_p99 = p99(polls
+        .iter()
+        .filter(|(t, _)| !within(&swaps, t) && !within(&commands, t))
+        .map(|p| p.1)
+        .collect());
+    eprintln!(
+        "hot swap: {sessions} sessions, 0 failed, {} polls; every replica on the new version {:?} \
+         after the command returned; poll p99 steady {steady_p99:?}, during swaps {swap_p99:?}, \
+         while the publishing command compiled {command_p99:?}",
+        polls.len(),
+        visible
+    );
+    // The status shows every replica on the active version.
+    let (ok, out) = c.guest_cli(&["status"]);
+    assert!(ok, "{out}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["active"], hash(&v1));
+    let replicas = status["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 3, "{status}");
+    assert!(replicas.iter().all(|r| r["hash"] == hash(&v1)), "{status}");
+}
+
+#[test]
+fn broken_guests_are_refused_by_the_publisher_and_by_every_replica() {
+    let c = Cluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = std::fs::read(guest()).unwrap();
+    let urls = c.urls();
+    until_all_run(&urls, &hash(&v1), Duration::from_secs(5));
+    let broken = variant("broken");
+    let garbage = b"not a component at all".to_vec();
+
+    // The publisher checks first.
+    let (ok, out) = c.guest_cli(&[
+        "publish",
+        write(dir.path(), "b.wasm", &broken).to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("self-check"), "{out}");
+    let (ok, out) = c.guest_cli(&[
+        "publish",
+        write(dir.path(), "g.wasm", &garbage).to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("does not compile"), "{out}");
+
+    // The admin endpoint checks the same way, and wants its token.
+    let admin = format!("{}/admin/guest", c.front.url);
+    let bearer = format!("Bearer {ADMIN}");
+    assert_eq!(get(&admin).status, 403);
+    let a = irma_tests::http("GET", &admin, &[("Authorization", &bearer)], None);
+    assert_eq!(
+        (a.status, a.json()["active"].clone()),
+        (200, json!(hash(&v1)))
+    );
+    let a = irma_tests::http(
+        "POST",
+        &admin,
+        &[("Authorization", &bearer)],
+        Some("not a component"),
+    );
+    assert_eq!(
+        (a.status, a.error().as_str()),
+        (409, "GUEST_REFUSED"),
+        "{}",
+        a.body
+    );
+
+    // Put into the registry behind the publisher's back: every replica refuses, keeps serving.
+    let load = Load::start(&c.front, 2);
+    for bad in [&broken, &garbage] {
+        let h = hash(bad);
+        let f = write(dir.path(), "bad.wasm", bad);
+        c.redis
+            .cli_stdin(&["-x", "SET", &format!("guest:blob:{h}")], &f);
+        c.redis.cli(&["SET", "guest:active", &h]);
+        c.redis.cli(&["PUBLISH", "guests", &h]);
+        let start = Instant::now();
+        while !urls
+            .iter()
+            .all(|u| metric(u, "irma_guest_refused_info").contains(&h))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "not refused everywhere"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for u in &urls {
+            assert_eq!(active_hash(u), hash(&v1));
+        }
+    }
+    let (_, out) = c.guest_cli(&["status"]);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    for r in status["replicas"].as_array().unwrap() {
+        assert_eq!(r["hash"], hash(&v1));
+        assert_eq!(r["refused"]["hash"], hash(&garbage), "{r}");
+        assert_eq!(r["refusals"], 2);
+    }
+    let (sessions, failures, _) = load.stop();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(sessions > 0);
+}
+
+#[test]
+fn a_schema_2_guest_serves_schema_1_records_and_rollback_is_refused() {
+    let c = Cluster::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = std::fs::read(guest()).unwrap();
+    let v2 = variant("schema2");
+    let urls = c.urls();
+    until_all_run(&urls, &hash(&v1), Duration::from_secs(5));
+    let mut app = App::new(demo_conf(), 77);
+    let s = Session::start(&c.front, &student_card());
+    assert_eq!(app.run(&s.u).status, 200);
+
+    // Written by v1, waiting at CONNECTED.
+    let s = Session::start(&c.front, &disclosure());
+    let request = app.connect(&s.u).json()["request"].clone();
+    let ct = s.u.rsplit('/').next().unwrap().to_owned();
+    let record = c.redis.cli(&["GET", &format!("session:{ct}")]);
+    assert!(record.contains(r#""schema":1"#) && record.contains("last_active_ms"));
+
+    let (ok, out) = c.guest_cli(&[
+        "publish",
+        write(dir.path(), "v2.wasm", &v2).to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    until_all_run(&urls, &hash(&v2), Duration::from_secs(3));
+
+    // v2 reads the schema-1 record, finishes the session and writes schema 2.
+    let a = app.respond(&s.u, &request);
+    assert_eq!(a.json(), json!({"proofStatus": "VALID"}), "{}", a.body);
+    let record = c.redis.cli(&["GET", &format!("session:{ct}")]);
+    assert!(
+        record.contains(r#""schema":2"#) && record.contains("activeMs"),
+        "{record}"
+    );
+    assert_eq!(s.result()["disclosed"][0][0]["rawvalue"], "s1");
+    let s2 = Session::start(&c.front, &disclosure());
+    assert_eq!(app.run(&s2.u).json(), json!({"proofStatus": "VALID"}));
+
+    // Back to v1 would strand schema-2 records: refused, and v2 keeps serving.
+    let (ok, out) = c.guest_cli(&["rollback"]);
+    assert!(!ok && out.contains("cannot read record schema 2"), "{out}");
+    let (_, out) = c.guest_cli(&["status"]);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["active"], hash(&v2));
+    assert_eq!(status["schemas"]["2"], "live");
+    assert!(
+        status["schemas"]["1"].is_number(),
+        "schema 1 kept until its records expire: {status}"
+    );
+    for u in &urls {
+        assert_eq!(active_hash(u), hash(&v2));
+    }
+}
+
+#[test]
+fn memory_mode_follows_the_guest_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = std::fs::read(guest()).unwrap();
+    let v2 = variant("schema2");
+    let file = write(dir.path(), "guest.wasm", &v1);
+    let cache = dir.path().join("cache");
+    let server = Server::start(
+        Schemes::Demo,
+        &[
+            "--guest",
+            file.to_str().unwrap(),
+            "--guest-cache",
+            cache.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(active_hash(&server.url), hash(&v1));
+    assert!(
+        cache.join(format!("{}.cwasm", hash(&v1))).exists(),
+        "compiled once, cached"
+    );
+    let mut app = App::new(demo_conf(), 78);
+    let s = Session::start(&server, &student_card());
+    assert_eq!(app.run(&s.u).status, 200);
+    let s = Session::start(&server, &disclosure());
+    let request = app.connect(&s.u).json()["request"].clone();
+
+    // Replace the file (written aside, renamed in, as a deployment would).
+    let swap_in = |bytes: &[u8]| {
+        let tmp = write(dir.path(), "next.wasm", bytes);
+        std::fs::rename(tmp, &file).unwrap();
+    };
+    swap_in(&v2);
+    let took = until_all_run(
+        std::slice::from_ref(&server.url),
+        &hash(&v2),
+        Duration::from_secs(3),
+    );
+    eprintln!("memory mode: new guest serving {took:?} after the file changed");
+    assert_eq!(
+        app.respond(&s.u, &request).json(),
+        json!({"proofStatus": "VALID"})
+    );
+
+    // A broken file and an unsafe downgrade are refused; v2 goes on serving.
+    swap_in(&variant("broken"));
+    let start = Instant::now();
+    while !metric(&server.url, "irma_guest_refusals_total").ends_with(" 1") {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "broken guest not refused"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    swap_in(&v1);
+    while !metric(&server.url, "irma_guest_refusals_total").ends_with(" 2") {
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "downgrade not refused"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(active_hash(&server.url), hash(&v2));
+    let s = Session::start(&server, &disclosure());
+    assert_eq!(app.run(&s.u).json(), json!({"proofStatus": "VALID"}));
+
+    // A restarted server takes its compilation from the cache instead of recompiling.
+    let cached = cache.join(format!("{}.cwasm", hash(&v1)));
+    let before = std::fs::metadata(&cached).unwrap().modified().unwrap();
+    drop(server);
+    swap_in(&v1);
+    let server = Server::start(
+        Schemes::Demo,
+        &[
+            "--guest",
+            file.to_str().unwrap(),
+            "--guest-cache",
+            cache.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(active_hash(&server.url), hash(&v1));
+    assert_eq!(
+        std::fs::metadata(&cached).unwrap().modified().unwrap(),
+        before
+    );
+}
