@@ -180,7 +180,8 @@ impl Guests {
         Ok(hash)
     }
 
-    fn refuse(&self, hash: &str, error: String) -> String {
+    /// Records a refusal decided elsewhere (a registry guest that did not load at start-up).
+    pub fn refuse(&self, hash: &str, error: String) -> String {
         tracing::error!(guest = %hash, "guest refused: {error}; the active guest keeps serving");
         self.refusals.fetch_add(1, Ordering::Relaxed);
         *self.refused.lock().expect("not poisoned") = Some(Refusal {

@@ -110,6 +110,7 @@ async fn first_guest(
             .with_context(|| format!("guest {}", path.display()))?;
         Ok((bytes, runtime))
     };
+    let mut refused = None;
     let runtime = match store {
         Store::Memory(_) => local()?.1,
         Store::Redis(redis) => {
@@ -127,7 +128,7 @@ async fn first_guest(
             match loaded {
                 Some((_, Ok(runtime))) => runtime,
                 Some((hash, Err(e))) => {
-                    tracing::error!(guest = %hash, "the registry's active guest does not load here ({e:#}); serving the local one");
+                    refused = Some((hash, format!("{e:#}")));
                     local()?.1
                 }
                 None => {
@@ -139,7 +140,12 @@ async fn first_guest(
         }
     };
     tracing::info!(guest = %runtime.hash, read = ?runtime.schemas_read, written = runtime.schema_written, "guest loaded");
-    Ok(Guests::new(host.clone(), config.clone(), runtime))
+    let guests = Guests::new(host.clone(), config.clone(), runtime);
+    if let Some((hash, error)) = refused {
+        // Shown in logs, metrics and `guest status`; this replica serves its local guest.
+        guests.refuse(&hash, error);
+    }
+    Ok(guests)
 }
 
 /// `irma-server guest publish|rollback|status`.

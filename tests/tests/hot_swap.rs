@@ -77,6 +77,14 @@ fn disclosure() -> Value {
     })
 }
 
+fn signature() -> Value {
+    json!({
+        "@context": "https://irma.app/ld/request/signature/v2",
+        "message": "swap me",
+        "disclose": [[["stateless-demo.University.studentCard.studentID"]]]
+    })
+}
+
 fn student_card() -> Value {
     json!({
         "@context": "https://irma.app/ld/request/issuance/v2",
@@ -211,10 +219,10 @@ impl Load {
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
-                    let request = if i % 3 == 0 {
-                        student_card()
-                    } else {
-                        disclosure()
+                    let request = match i % 3 {
+                        0 => student_card(),
+                        1 => disclosure(),
+                        _ => signature(),
                     };
                     let a = irma_tests::post_json(&format!("{}/session", front.url), &request);
                     if a.status != 200 {
@@ -430,6 +438,12 @@ fn broken_guests_are_refused_by_the_publisher_and_by_every_replica() {
         assert_eq!(r["refused"]["hash"], hash(&garbage), "{r}");
         assert_eq!(r["refusals"], 2);
     }
+    // A replica that starts now cannot load the registry's active guest: it serves its local
+    // one and says so.
+    let f: Vec<&str> = c.flags.iter().map(String::as_str).collect();
+    let late = Server::start(Schemes::Demo, &f);
+    assert_eq!(active_hash(&late.url), hash(&v1));
+    assert!(metric(&late.url, "irma_guest_refused_info").contains(&hash(&garbage)));
     let (sessions, failures, _) = load.stop();
     assert!(failures.is_empty(), "{failures:?}");
     assert!(sessions > 0);
