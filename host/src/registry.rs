@@ -96,16 +96,23 @@ impl Registry {
         Ok(self.conn.clone().hget(self.key("writes"), hash).await?)
     }
 
+    /// Keeps a guest's bytes and the schema it writes.
+    async fn store(&self, bytes: &[u8], runtime: &Runtime) -> Result<()> {
+        redis::pipe()
+            .set(self.key(&format!("blob:{}", runtime.hash)), bytes)
+            .ignore()
+            .hset(self.key("writes"), &runtime.hash, runtime.schema_written)
+            .ignore()
+            .exec_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
     /// A replica's first guest becomes the active one if the registry has none yet, so that a
     /// later rollback has something to return to.
     pub async fn bootstrap(&self, bytes: &[u8], runtime: &Runtime) -> Result<()> {
+        self.store(bytes, runtime).await?;
         let mut conn = self.conn.clone();
-        let _: () = conn
-            .set(self.key(&format!("blob:{}", runtime.hash)), bytes)
-            .await?;
-        let _: () = conn
-            .hset(self.key("writes"), &runtime.hash, runtime.schema_written)
-            .await?;
         let _: bool = conn
             .hset_nx(self.key("schemas"), runtime.schema_written, "live")
             .await?;
@@ -137,13 +144,8 @@ impl Registry {
         readable(&ledger, &runtime.schemas_read, now)
             .map_err(|e| anyhow!("guest {} refused: {e}", runtime.hash))?;
         let previous = self.active().await?;
+        self.store(bytes, runtime).await?;
         let mut conn = self.conn.clone();
-        let _: () = conn
-            .set(self.key(&format!("blob:{}", runtime.hash)), bytes)
-            .await?;
-        let _: () = conn
-            .hset(self.key("writes"), &runtime.hash, runtime.schema_written)
-            .await?;
         let old = match &previous {
             Some(p) => self.writes(p).await?,
             None => None,

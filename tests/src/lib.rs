@@ -3,6 +3,7 @@
 
 pub mod balancer;
 pub mod redis;
+pub mod requests;
 pub mod wallet;
 
 use std::io::{BufRead, BufReader};
@@ -93,27 +94,7 @@ impl Server {
         let mut child = cmd.spawn().expect("irma-server starts");
         // Wait for "listening"; a server that exits or hangs first explains itself.
         let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("IRMA_TEST_LOG").is_some() || line.contains("ERROR") {
-                    eprintln!("[irma-server] {line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains("listening") => break,
-                Ok(line) => seen.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("irma-server did not start listening:\n{}", seen.join("\n"));
-                }
-            }
-        }
+        wait_for_line(&mut child, stderr, "listening", Some("irma-server"));
         Server {
             child: Some(child),
             port,
@@ -153,6 +134,40 @@ impl Drop for Server {
         if let Some(child) = &mut self.child {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// Follows `out`, a child's output, on a thread until a line contains `ready`. A child that
+/// says nothing of the kind within a minute is killed, and what it did say is shown. With a
+/// `name`, its error lines (all lines with `IRMA_TEST_LOG` set) are echoed, prefixed by it.
+pub fn wait_for_line(
+    child: &mut Child,
+    out: impl std::io::Read + Send + 'static,
+    ready: &str,
+    name: Option<&'static str>,
+) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(name) = name
+                && (std::env::var_os("IRMA_TEST_LOG").is_some() || line.contains("ERROR"))
+            {
+                eprintln!("[{name}] {line}");
+            }
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains(ready) => return,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no {ready:?} from the child:\n{}", seen.join("\n"));
+            }
         }
     }
 }

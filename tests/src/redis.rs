@@ -2,10 +2,8 @@
 //! on drop. It can be stopped and restarted on the same port and folder (with AOF, its data
 //! survives), and it can serve TLS only, with a CA made for the test.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::free_port;
 
@@ -100,24 +98,7 @@ impl Redis {
             .spawn()
             .expect("redis-server runs (apt-get install redis-server)");
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains("Ready to accept connections") => break,
-                Ok(line) => seen.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("redis-server did not start:\n{}", seen.join("\n"));
-                }
-            }
-        }
+        crate::wait_for_line(&mut child, stdout, "Ready to accept connections", None);
         self.child = Some(child);
     }
 

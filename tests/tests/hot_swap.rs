@@ -12,21 +12,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use irma_idemix::{Configuration, LoadOptions};
 use irma_tests::balancer::Balancer;
 use irma_tests::redis::Redis;
+use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::App;
 use irma_tests::{Schemes, Server, Session, free_port, get, guest, root, server_binary};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-fn demo_conf() -> Configuration {
-    Configuration::load(
-        &root().join("host/demo/irma_configuration"),
-        LoadOptions::default(),
-    )
-    .unwrap()
-}
 
 fn hash(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -68,31 +60,6 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
-}
-
-fn disclosure() -> Value {
-    json!({
-        "@context": "https://irma.app/ld/request/disclosure/v2",
-        "disclose": [[["stateless-demo.University.studentCard.studentID"]]]
-    })
-}
-
-fn signature() -> Value {
-    json!({
-        "@context": "https://irma.app/ld/request/signature/v2",
-        "message": "swap me",
-        "disclose": [[["stateless-demo.University.studentCard.studentID"]]]
-    })
-}
-
-fn student_card() -> Value {
-    json!({
-        "@context": "https://irma.app/ld/request/issuance/v2",
-        "credentials": [{
-            "credential": "stateless-demo.University.studentCard",
-            "attributes": {"university": "Radboud", "studentCardNumber": "2300", "studentID": "s1", "level": "PhD"}
-        }]
-    })
 }
 
 /// The active guest hash a server reports in `/metrics`.
@@ -214,13 +181,13 @@ impl Load {
             let front = Server::external(&front.url);
             threads.push(std::thread::spawn(move || {
                 let mut app = App::new(demo_conf(), 500 + w as u64);
-                let s = Session::start(&front, &student_card());
+                let s = Session::start(&front, &student_card("s1"));
                 assert_eq!(app.run(&s.u).status, 200);
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     let request = match i % 3 {
-                        0 => student_card(),
+                        0 => student_card("s1"),
                         1 => disclosure(),
                         _ => signature(),
                     };
@@ -458,7 +425,7 @@ fn a_schema_2_guest_serves_schema_1_records_and_rollback_is_refused() {
     let urls = c.urls();
     until_all_run(&urls, &hash(&v1), Duration::from_secs(5));
     let mut app = App::new(demo_conf(), 77);
-    let s = Session::start(&c.front, &student_card());
+    let s = Session::start(&c.front, &student_card("s1"));
     assert_eq!(app.run(&s.u).status, 200);
 
     // Written by v1, waiting at CONNECTED.
@@ -510,22 +477,26 @@ fn memory_mode_follows_the_guest_file() {
     let v2 = variant("schema2");
     let file = write(dir.path(), "guest.wasm", &v1);
     let cache = dir.path().join("cache");
-    let server = Server::start(
-        Schemes::Demo,
-        &[
-            "--guest",
-            file.to_str().unwrap(),
-            "--guest-cache",
-            cache.to_str().unwrap(),
-        ],
-    );
+    // The same server, started again later.
+    let boot = || {
+        Server::start(
+            Schemes::Demo,
+            &[
+                "--guest",
+                file.to_str().unwrap(),
+                "--guest-cache",
+                cache.to_str().unwrap(),
+            ],
+        )
+    };
+    let server = boot();
     assert_eq!(active_hash(&server.url), hash(&v1));
     assert!(
         cache.join(format!("{}.cwasm", hash(&v1))).exists(),
         "compiled once, cached"
     );
     let mut app = App::new(demo_conf(), 78);
-    let s = Session::start(&server, &student_card());
+    let s = Session::start(&server, &student_card("s1"));
     assert_eq!(app.run(&s.u).status, 200);
     let s = Session::start(&server, &disclosure());
     let request = app.connect(&s.u).json()["request"].clone();
@@ -574,15 +545,7 @@ fn memory_mode_follows_the_guest_file() {
     let before = std::fs::metadata(&cached).unwrap().modified().unwrap();
     drop(server);
     swap_in(&v1);
-    let server = Server::start(
-        Schemes::Demo,
-        &[
-            "--guest",
-            file.to_str().unwrap(),
-            "--guest-cache",
-            cache.to_str().unwrap(),
-        ],
-    );
+    let server = boot();
     assert_eq!(active_hash(&server.url), hash(&v1));
     assert_eq!(
         std::fs::metadata(&cached).unwrap().modified().unwrap(),

@@ -4,17 +4,10 @@
 use std::time::Duration;
 
 use irma_idemix::{Configuration, LoadOptions};
+use irma_tests::requests::{demo_conf, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{Schemes, Server, Session, root, testdata};
+use irma_tests::{Schemes, Server, Session, testdata};
 use serde_json::json;
-
-fn demo_conf() -> Configuration {
-    Configuration::load(
-        &root().join("host/demo/irma_configuration"),
-        LoadOptions::default(),
-    )
-    .unwrap()
-}
 
 fn testdata_conf() -> Configuration {
     Configuration::load(
@@ -22,16 +15,6 @@ fn testdata_conf() -> Configuration {
         LoadOptions::default(),
     )
     .unwrap()
-}
-
-fn student_card(id: &str) -> serde_json::Value {
-    json!({
-        "@context": "https://irma.app/ld/request/issuance/v2",
-        "credentials": [{
-            "credential": "stateless-demo.University.studentCard",
-            "attributes": {"university": "Radboud", "studentCardNumber": "2300", "studentID": id, "level": "PhD"}
-        }]
-    })
 }
 
 #[test]

@@ -6,45 +6,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use irma_idemix::{Configuration, LoadOptions};
 use irma_tests::balancer::Balancer;
 use irma_tests::redis::{self, Redis};
+use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::{APP_AUTH, App};
-use irma_tests::{Answer, Schemes, Server, Session, free_port, get, http, root, subscribe};
+use irma_tests::{Answer, Schemes, Server, Session, free_port, get, http, subscribe};
 use serde_json::{Value, json};
-
-fn demo_conf() -> Configuration {
-    Configuration::load(
-        &root().join("host/demo/irma_configuration"),
-        LoadOptions::default(),
-    )
-    .unwrap()
-}
-
-fn student_card(id: &str) -> Value {
-    json!({
-        "@context": "https://irma.app/ld/request/issuance/v2",
-        "credentials": [{
-            "credential": "stateless-demo.University.studentCard",
-            "attributes": {"university": "Radboud", "studentCardNumber": "2300", "studentID": id, "level": "PhD"}
-        }]
-    })
-}
-
-fn disclosure() -> Value {
-    json!({
-        "@context": "https://irma.app/ld/request/disclosure/v2",
-        "disclose": [[["stateless-demo.University.studentCard.studentID"]]]
-    })
-}
-
-fn signature() -> Value {
-    json!({
-        "@context": "https://irma.app/ld/request/signature/v2",
-        "message": "I owe you EUR 10",
-        "disclose": [[["stateless-demo.University.studentCard.studentID"]]]
-    })
-}
 
 /// Redis, `n` replicas on fixed ports and a balancer in front, whose URL the replicas give
 /// apps (`--url`), so app traffic is spread too.

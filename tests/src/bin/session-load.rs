@@ -10,6 +10,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use irma_idemix::{Configuration, LoadOptions};
+use irma_tests::requests::disclosure;
 use irma_tests::wallet::App;
 use irma_tests::{Server, Session, root};
 use serde_json::{Value, json};
@@ -19,13 +20,6 @@ fn issuance() -> Value {
         "@context": "https://irma.app/ld/request/issuance/v2",
         "credentials": [{"credential": "stateless-demo.University.studentCard",
                          "attributes": {"university": "Radboud", "studentCardNumber": "2300", "studentID": "s1", "level": "PhD"}}]
-    })
-}
-
-fn disclosure() -> Value {
-    json!({
-        "@context": "https://irma.app/ld/request/disclosure/v2",
-        "disclose": [[["stateless-demo.University.studentCard.studentID"]]]
     })
 }
 
