@@ -321,6 +321,16 @@ impl Session {
         a.json()
     }
 
+    /// The requestor's `DELETE /session/{rt}`.
+    pub fn cancel(&self) -> Answer {
+        http(
+            "DELETE",
+            &format!("{}/session/{}", self.server, self.token),
+            &[],
+            None,
+        )
+    }
+
     /// Waits until the status is `want` (bounded).
     pub fn wait_for(&self, want: &str, within: Duration) -> String {
         let start = Instant::now();

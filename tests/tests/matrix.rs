@@ -182,16 +182,7 @@ fn pairing() {
     assert_eq!(s.status(), "DONE");
 
     let s = pairing_session(&app);
-    assert_eq!(
-        http(
-            "DELETE",
-            &format!("{}/session/{}", s.server, s.token),
-            &[],
-            None
-        )
-        .status,
-        200
-    );
+    assert_eq!(s.cancel().status, 200);
     assert_eq!(s.status(), "CANCELLED");
 }
 
@@ -264,16 +255,7 @@ fn finished() {
     assert_error(&options(&s, "pin"), 403, "UNEXPECTED_REQUEST");
     assert_error(&pairing_completed(&s), 403, "UNEXPECTED_REQUEST");
     // DELETE on a finished session is a silent no-op.
-    assert_eq!(
-        http(
-            "DELETE",
-            &format!("{}/session/{}", s.server, s.token),
-            &[],
-            None
-        )
-        .status,
-        200
-    );
+    assert_eq!(s.cancel().status, 200);
     assert_eq!(app.decline(&s.u).status, 200);
     assert_eq!(s.status(), "DONE");
     assert_eq!(s.result(), result);

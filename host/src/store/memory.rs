@@ -71,11 +71,11 @@ impl MemoryStore {
     /// The live entry named by `token`, with its client token.
     fn find<'m>(m: &'m Maps, token: Token<'_>) -> Option<(&'m str, &'m Entry)> {
         let ct = match token {
-            Token::Client(ct) => m.by_ct.get_key_value(ct).map(|(k, _)| k.as_str())?,
+            Token::Client(ct) => ct,
             Token::Requestor(rt) => m.rt_to_ct.get(rt)?.as_str(),
         };
-        let e = m.by_ct.get(ct).filter(|e| e.expires > Instant::now())?;
-        Some((ct, e))
+        let (ct, e) = m.by_ct.get_key_value(ct)?;
+        (e.expires > Instant::now()).then_some((ct.as_str(), e))
     }
 }
 

@@ -91,6 +91,8 @@ pub struct RedisStore {
     conn: ConnectionManager,
     save: Script,
     prefix: String,
+    /// `<prefix>statusevents`.
+    status_channel: String,
     events: broadcast::Sender<StatusEvent>,
     guest_announcements: broadcast::Sender<String>,
     client_tokens: TokenCache,
@@ -155,6 +157,7 @@ impl RedisStore {
             conn,
             save: Script::new(SAVE),
             prefix: options.key_prefix.clone(),
+            status_channel: format!("{}statusevents", options.key_prefix),
             events,
             guest_announcements,
             client_tokens: TokenCache::default(),
@@ -419,9 +422,12 @@ impl SessionStore for RedisStore {
     }
 
     async fn announce(&self, event: StatusEvent) {
-        let channel = format!("{}statusevents", self.prefix);
         let message = format!("{} {}", event.ct, status_name(event.status));
-        let sent: Result<i64, _> = self.conn.clone().publish(channel, message).await;
+        let sent: Result<i64, _> = self
+            .conn
+            .clone()
+            .publish(&self.status_channel, message)
+            .await;
         if let Err(e) = sent {
             // Subscribers re-read the summary periodically, so they still learn of it.
             tracing::warn!("cannot publish a status event: {e}");
