@@ -6,43 +6,69 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
+# Where the guest is built: by `just guest` and by the server's build script, which embeds it.
+guest_wasm := "target/guest/wasm32-wasip2/release/irma_guest.wasm"
+
 # Build the guest component (wasm32-wasip2) that the server runs.
 guest:
     rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-    cargo build --release -p irma-guest --target wasm32-wasip2
+    cargo build --release --locked -p irma-guest --target wasm32-wasip2 --target-dir target/guest
 
-# Build and start the server on 127.0.0.1:8088 (memory store, the project's demo scheme).
+# Build and start the server on 127.0.0.1:8088 (memory store, the project's demo scheme). It
+# serves the guest `just guest` builds and swaps in every rebuild without a restart.
 run: guest
-    cargo build --release -p irma-server
+    cargo build --release --locked -p irma-server
     @echo "Start a session from another terminal, for example:"
     @echo "  curl -s -H 'Content-Type: application/json' http://127.0.0.1:8088/session -d '{\"@context\":\"https://irma.app/ld/request/disclosure/v2\",\"disclose\":[[[\"stateless-demo.University.studentCard.studentID\"]]]}'"
-    ./target/release/irma-server -l 127.0.0.1 -p 8088 --no-auth -s host/demo/irma_configuration -k host/demo/privatekeys
+    ./target/release/irma-server -l 127.0.0.1 -p 8088 --no-auth -s host/demo/irma_configuration -k host/demo/privatekeys --guest {{guest_wasm}}
 
 # Against a running `just run`: play requestor and app through issuance, disclosure and a
 # signature, printing every step.
 demo url="http://127.0.0.1:8088":
-    cargo run --release -q -p irma-tests --bin irma-demo -- {{url}}
+    cargo run --release --locked -q -p irma-tests --bin irma-demo -- {{url}}
 
 # Run every test: unit and property tests, the recorded app sessions, and the real binary
-# driven over HTTP by the test wallet.
-test: guest
+# driven over HTTP by the test wallet and the npm clients. One build: the server binary the
+# tests start is the one `cargo test` builds (with the guest built into it), so nothing is
+# compiled twice.
+test: prerequisites
     cd tests/clients && (test -d node_modules || npm ci --no-audit --no-fund)
+    cargo test --release --locked --workspace --no-run
     just guest-variants
-    cargo build --release -p irma-server
-    cargo test --release --workspace
+    cargo test --release --locked --workspace
+
+# Says what a fresh machine lacks for `just test`, and how to get it.
+prerequisites:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || missing+=("rustup target add wasm32-wasip2")
+    pkgs=""
+    for tool in redis-server:redis-server nginx:nginx-light openssl:openssl node:nodejs npm:npm; do
+      command -v "${tool%%:*}" >/dev/null || pkgs="$pkgs ${tool##*:}"
+    done
+    [ -z "$pkgs" ] || missing+=("apt-get install -y$pkgs")
+    if [ ${#missing[@]} -gt 0 ]; then
+      echo "just test needs first:" >&2
+      printf '  %s\n' "${missing[@]}" >&2
+      echo "(or run .ci/run, which installs all of it)" >&2
+      exit 1
+    fi
 
 # Guest builds the tests swap in and refuse: chaos (containment), schema2 (a record-schema
-# migration), broken-self-check. One target dir, so their dependencies build once.
+# migration), broken-self-check. Built where the guest is, so only the guest crate recompiles;
+# the last build puts the real guest back.
 guest-variants:
     for f in chaos schema2 broken-self-check; do \
-      cargo build --release -p irma-guest --target wasm32-wasip2 --features $f --target-dir target/variants && \
-      cp target/variants/wasm32-wasip2/release/irma_guest.wasm target/variants/irma_guest_${f%-self-check}.wasm; \
+      cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --features $f --target-dir target/guest && \
+      cp {{guest_wasm}} target/guest/irma_guest_${f%-self-check}.wasm; \
     done
+    just guest
 
 # Hot swap (Redis mode; Redis flags from IRMASERVER_* variables, e.g.
 # IRMASERVER_STORE_TYPE=redis IRMASERVER_REDIS_ADDR=127.0.0.1:6379 IRMASERVER_REDIS_PW=...):
 # publish a guest to every replica, roll back, show what every replica runs.
-guest-publish file="target/wasm32-wasip2/release/irma_guest.wasm":
+guest-publish file=guest_wasm:
     cargo build --release -p irma-server
     ./target/release/irma-server guest publish {{file}}
 
@@ -57,7 +83,6 @@ bench:
     cargo bench -p irma-idemix --features workload --bench idemix
     cargo build --release -p irma-idemix --features workload --example idemix_bench --target wasm32-wasip2
     cargo bench -p irma-server --bench idemix_wasm
-    cargo build --release -p irma-guest --target wasm32-wasip2
     cargo bench -p irma-server --bench guest_overhead
     cargo build --release -p irma-server -p irma-tests
     tests/bench/stateless.sh 10 64
@@ -65,7 +90,7 @@ bench:
 # Formatting and lints, as CI wants them.
 lint:
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets --all-features -- -D warnings
+    cargo clippy --release --locked --workspace --all-targets --all-features -- -D warnings
 
 # Regenerate the demo scheme with fresh keys (host/demo). Old credentials stop verifying.
 demo-scheme:

@@ -46,12 +46,8 @@ fn main() {
     conf.load_private_keys(&root.join("host/demo/privatekeys"))
         .unwrap();
     let keys = Arc::new(KeyCache::from_configuration(&conf));
-    let runtime = Runtime::load(
-        &root.join("target/wasm32-wasip2/release/irma_guest.wasm"),
-        keys,
-        16,
-    )
-    .expect("guest built (just guest)");
+    // The guest built into the server.
+    let runtime = Runtime::load(irma_server::embedded::GUEST, keys, 16).expect("guest loads");
     let wit_config = types::Config {
         url: "http://127.0.0.1:8088/irma/".into(),
         max_session_lifetime_secs: 900,

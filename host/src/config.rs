@@ -117,7 +117,8 @@ pub struct Args {
     /// Accept the risks of replicated Redis setups (accepted for compatibility).
     #[arg(long, env = "IRMASERVER_REDIS_ACCEPT_INCONSISTENCY_RISK")]
     pub redis_accept_inconsistency_risk: bool,
-    /// The guest component to run (default: the one this workspace builds).
+    /// The guest component to run, watched for changes in memory mode (default: the guest
+    /// built into this binary).
     #[arg(long, env = "IRMASERVER_GUEST")]
     pub guest: Option<PathBuf>,
     /// Where compiled guests are kept, by hash, so a restart does not recompile; empty: nowhere
@@ -347,14 +348,6 @@ impl Args {
                 std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/irma-server/guests"))
             }
         }
-    }
-
-    /// Where the guest component is, by default the release build of this workspace.
-    pub fn guest_path(&self) -> PathBuf {
-        self.guest.clone().unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/wasm32-wasip2/release/irma_guest.wasm")
-        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`schemes`]: scheme folders and issuer keys, answered to the guest's key lookups.
 //! - [`runtime`]: the wasmtime engine, compiling and checking guests, limits, one `Store` per
 //!   call.
+//! - [`embedded`]: the guest built into the binary, served unless `--guest` names another.
 //! - [`guests`]: hot swap: the active guest version, candidates checked before they serve.
 //! - [`registry`]: guest versions in Redis: publish, rollback, every replica's state.
 //! - [`store`]: where session records live: [`store::memory`] or [`store::redis`].
@@ -13,6 +14,7 @@
 //! - [`http`]: the axum routers for requestors, apps and frontends.
 
 pub mod config;
+pub mod embedded;
 pub mod guests;
 pub mod http;
 pub mod registry;

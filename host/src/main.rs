@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use irma_server::config::{Args, Command, GuestAction, StoreChoice};
+use irma_server::embedded;
 use irma_server::guests::{self, Guests};
 use irma_server::http::{self, AppState};
 use irma_server::registry::{self, GuestCheck, Registry};
@@ -69,7 +70,11 @@ async fn serve(args: &Args) -> Result<()> {
                     }
                 }
             });
-            guests::watch_file(guests.clone(), args.guest_path());
+            // `--guest FILE` is followed as it changes (`just run` serves what `just guest`
+            // rebuilds); the built-in guest cannot change.
+            if let Some(path) = &args.guest {
+                guests::watch_file(guests.clone(), path.clone());
+            }
         }
         Store::Redis(redis) => {
             registry = Some(Registry::new(redis));
@@ -94,20 +99,24 @@ async fn serve(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The guest to start with: in Redis mode the registry's active version (the local `--guest`
-/// if there is none yet, which then becomes it, or if the active one does not load here);
-/// in memory mode the `--guest` file.
+/// The guest to start with: in Redis mode the registry's active version (the local guest if
+/// there is none yet, which then becomes it, or if the active one does not load here); in
+/// memory mode the local guest. The local guest is the `--guest` file, else the built-in one.
 async fn first_guest(
     args: &Args,
     host: &Arc<GuestHost>,
     config: &types::Config,
     store: &Store,
 ) -> Result<Guests> {
-    let path = args.guest_path();
     let local = || -> Result<(Vec<u8>, Runtime)> {
-        let bytes = std::fs::read(&path).with_context(|| format!("guest {}", path.display()))?;
-        let runtime = tokio::task::block_in_place(|| host.load(&bytes, config))
-            .with_context(|| format!("guest {}", path.display()))?;
+        let (bytes, name) = match &args.guest {
+            Some(path) => (
+                std::fs::read(path).with_context(|| format!("guest {}", path.display()))?,
+                format!("guest {}", path.display()),
+            ),
+            None => (embedded::GUEST.to_vec(), "built-in guest".to_owned()),
+        };
+        let runtime = tokio::task::block_in_place(|| host.load(&bytes, config)).context(name)?;
         Ok((bytes, runtime))
     };
     let mut refused = None;

@@ -247,12 +247,10 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Loads the component at `path` in a host of its own (benchmarks and tools).
-    pub fn load(path: &Path, keys: Arc<KeyCache>, concurrency: u32) -> Result<Runtime> {
-        let bytes =
-            std::fs::read(path).map_err(|e| anyhow!("loading guest {}: {e}", path.display()))?;
+    /// Loads the component `bytes` in a host of its own (benchmarks and tools).
+    pub fn load(bytes: &[u8], keys: Arc<KeyCache>, concurrency: u32) -> Result<Runtime> {
         GuestHost::new(keys, concurrency, None)?.load(
-            &bytes,
+            bytes,
             &types::Config {
                 url: "http://127.0.0.1/irma/".into(),
                 max_session_lifetime_secs: 900,

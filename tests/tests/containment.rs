@@ -5,16 +5,12 @@ use std::time::{Duration, Instant};
 
 use irma_idemix::{Configuration, LoadOptions};
 use irma_tests::wallet::{APP_AUTH, App};
-use irma_tests::{Schemes, Server, Session, http, root};
+use irma_tests::{Schemes, Server, Session, guest_variant, http, root};
 use serde_json::json;
 
 #[test]
 fn trapping_looping_and_hoarding_guests_are_contained() {
-    let chaos = root().join("target/variants/irma_guest_chaos.wasm");
-    assert!(
-        chaos.exists(),
-        "build it: just test (or cargo build -p irma-guest --features chaos ...)"
-    );
+    let chaos = guest_variant("chaos");
     let server = Server::start(Schemes::Demo, &["--guest", chaos.to_str().unwrap()]);
     let conf = Configuration::load(
         &root().join("host/demo/irma_configuration"),
