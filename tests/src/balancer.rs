@@ -60,17 +60,16 @@ http {{
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-p")
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-p")
             .arg(dir.path())
             .arg("-e")
             .arg(dir.path().join("error.log"))
             .arg("-c")
             .arg(&conf_path)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nginx runs (apt-get install nginx-light)");
+            .stderr(Stdio::inherit());
+        let child = crate::process::spawn(cmd).expect("nginx runs (apt-get install nginx-light)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "nginx did not start listening");

@@ -91,12 +91,12 @@ impl Redis {
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new("redis-server")
-            .args(&self.args)
+        let mut cmd = Command::new("redis-server");
+        cmd.args(&self.args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (apt-get install redis-server)");
+            .stderr(Stdio::null());
+        let mut child =
+            crate::process::spawn(cmd).expect("redis-server runs (apt-get install redis-server)");
         let stdout = child.stdout.take().unwrap();
         crate::wait_for_line(&mut child, stdout, "Ready to accept connections", None);
         self.child = Some(child);

@@ -52,8 +52,8 @@ fn token_requestors() {
 #[test]
 fn environment_variables_and_url_normalization() {
     let port = free_port();
-    let mut child = Command::new(server_binary())
-        .env("IRMASERVER_LISTEN_ADDR", "127.0.0.1")
+    let mut cmd = Command::new(server_binary());
+    cmd.env("IRMASERVER_LISTEN_ADDR", "127.0.0.1")
         .env("IRMASERVER_PORT", port.to_string())
         .env("IRMASERVER_URL", "http://127.0.0.1:port")
         .env(
@@ -62,30 +62,14 @@ fn environment_variables_and_url_normalization() {
         )
         .env("IRMASERVER_PRIVKEYS", root().join("host/demo/privatekeys"))
         .env("IRMASERVER_NO_AUTH", "true")
-        .env("IRMASERVER_GUEST", guest())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = irma_tests::Server::external(&format!("http://127.0.0.1:{port}"));
-    let mut started = None;
-    for _ in 0..300 {
-        let a = std::panic::catch_unwind(|| {
-            http(
-                "POST",
-                &format!("{}/session", server.url),
-                &[("Content-Type", "application/json")],
-                Some(&disclosure()),
-            )
-        });
-        if let Ok(a) = a {
-            started = Some(a);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let a = started.expect("server answered");
-    let _ = child.kill();
-    let _ = child.wait();
+        .env("IRMASERVER_GUEST", guest());
+    let server = Server::run(cmd, port);
+    let a = http(
+        "POST",
+        &format!("{}/session", server.url),
+        &[("Content-Type", "application/json")],
+        Some(&disclosure()),
+    );
     assert_eq!(a.status, 200, "{}", a.body);
     let u = a.json()["sessionPtr"]["u"].as_str().unwrap().to_owned();
     assert!(

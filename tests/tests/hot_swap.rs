@@ -4,7 +4,7 @@
 //!
 //! Guest versions: the default build (v1, schema 1); v1 with an extra custom section (same
 //! logic, another hash); `--features schema2` (v2); `--features broken-self-check`; garbage.
-//! `just test` builds the variants into `target/variants/`.
+//! `just guest-variants` (part of `just test`) builds the variants into `target/guest/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use irma_tests::balancer::Balancer;
+use irma_tests::cluster::Cluster;
 use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{Schemes, Server, Session, free_port, get, guest, root, server_binary};
+use irma_tests::{Schemes, Server, Session, get, guest, guest_variant, server_binary};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -28,8 +28,7 @@ fn hash(bytes: &[u8]) -> String {
 }
 
 fn variant(name: &str) -> Vec<u8> {
-    let p = root().join(format!("target/variants/irma_guest_{name}.wasm"));
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{} ({e}): run `just test`", p.display()))
+    std::fs::read(guest_variant(name)).unwrap()
 }
 
 /// The component with a custom section appended: the same guest under another hash.
@@ -96,67 +95,33 @@ fn until_all_run(servers: &[String], want: &str, within: Duration) -> Duration {
 
 const ADMIN: &str = "admin-token-of-the-test";
 
-/// Three replicas on one Redis behind nginx, sharing a compile cache.
-struct Cluster {
-    redis: Redis,
-    replicas: Vec<Server>,
-    front: Server,
-    _balancer: Balancer,
-    flags: Vec<String>,
-    _dir: tempfile::TempDir,
+/// `n` replicas on one Redis behind nginx, with the admin endpoints on and one compile cache in
+/// `cache` (which must live as long as they do).
+fn cluster(n: usize, cache: &tempfile::TempDir) -> Cluster {
+    let cache = cache.path().join("cache").display().to_string();
+    Cluster::start(
+        n,
+        Redis::start(),
+        &["--admin-token", ADMIN, "--guest-cache", &cache],
+    )
 }
 
-impl Cluster {
-    fn start(n: usize) -> Cluster {
-        let redis = Redis::start();
-        let dir = tempfile::tempdir().unwrap();
-        let lb_port = free_port();
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let mut flags = redis.server_flags();
-        flags.extend([
-            "--admin-token".into(),
-            ADMIN.into(),
-            "--guest-cache".into(),
-            dir.path().join("cache").display().to_string(),
-            "--url".into(),
-            format!("http://127.0.0.1:{lb_port}"),
-        ]);
-        let f: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let replicas = ports
-            .iter()
-            .map(|p| Server::start_at(*p, Schemes::Demo, &f))
-            .collect();
-        Cluster {
-            _balancer: Balancer::start(lb_port, &ports),
-            front: Server::external(&format!("http://127.0.0.1:{lb_port}")),
-            redis,
-            replicas,
-            flags,
-            _dir: dir,
-        }
-    }
-
-    fn urls(&self) -> Vec<String> {
-        self.replicas.iter().map(|r| r.url.clone()).collect()
-    }
-
-    /// `irma-server <flags> guest <args>`: (success, stdout + stderr).
-    fn guest_cli(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(server_binary())
-            .args(&self.flags)
-            .args(["-q", "guest"])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    }
+/// `irma-server <flags> guest <args>` with the cluster's flags: (success, stdout + stderr).
+fn guest_cli(c: &Cluster, args: &[&str]) -> (bool, String) {
+    let out = Command::new(server_binary())
+        .args(&c.flags)
+        .args(["-q", "guest"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// Sessions and polls run against `front` until stopped; every failure is kept.
@@ -260,7 +225,8 @@ fn p99(mut v: Vec<Duration>) -> Duration {
 
 #[test]
 fn publish_and_roll_back_under_load_without_a_failed_request() {
-    let c = Cluster::start(3);
+    let cache = tempfile::tempdir().unwrap();
+    let c = cluster(3, &cache);
     let dir = tempfile::tempdir().unwrap();
     let v1 = std::fs::read(guest()).unwrap();
     let v1b = relabelled(&v1, "b");
@@ -281,7 +247,7 @@ fn publish_and_roll_back_under_load_without_a_failed_request() {
             (vec!["rollback"], hash(&v1)),
         ] {
             let t = Instant::now();
-            let (ok, out) = c.guest_cli(&args);
+            let (ok, out) = guest_cli(&c, &args);
             assert!(ok, "{out}");
             let published = Instant::now();
             commands.push((t, published));
@@ -321,7 +287,7 @@ fn publish_and_roll_back_under_load_without_a_failed_request() {
         visible
     );
     // The status shows every replica on the active version.
-    let (ok, out) = c.guest_cli(&["status"]);
+    let (ok, out) = guest_cli(&c, &["status"]);
     assert!(ok, "{out}");
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["active"], hash(&v1));
@@ -332,7 +298,8 @@ fn publish_and_roll_back_under_load_without_a_failed_request() {
 
 #[test]
 fn broken_guests_are_refused_by_the_publisher_and_by_every_replica() {
-    let c = Cluster::start(3);
+    let cache = tempfile::tempdir().unwrap();
+    let c = cluster(3, &cache);
     let dir = tempfile::tempdir().unwrap();
     let v1 = std::fs::read(guest()).unwrap();
     let urls = c.urls();
@@ -341,15 +308,21 @@ fn broken_guests_are_refused_by_the_publisher_and_by_every_replica() {
     let garbage = b"not a component at all".to_vec();
 
     // The publisher checks first.
-    let (ok, out) = c.guest_cli(&[
-        "publish",
-        write(dir.path(), "b.wasm", &broken).to_str().unwrap(),
-    ]);
+    let (ok, out) = guest_cli(
+        &c,
+        &[
+            "publish",
+            write(dir.path(), "b.wasm", &broken).to_str().unwrap(),
+        ],
+    );
     assert!(!ok && out.contains("self-check"), "{out}");
-    let (ok, out) = c.guest_cli(&[
-        "publish",
-        write(dir.path(), "g.wasm", &garbage).to_str().unwrap(),
-    ]);
+    let (ok, out) = guest_cli(
+        &c,
+        &[
+            "publish",
+            write(dir.path(), "g.wasm", &garbage).to_str().unwrap(),
+        ],
+    );
     assert!(!ok && out.contains("does not compile"), "{out}");
 
     // The admin endpoint checks the same way, and wants its token.
@@ -398,7 +371,7 @@ fn broken_guests_are_refused_by_the_publisher_and_by_every_replica() {
             assert_eq!(active_hash(u), hash(&v1));
         }
     }
-    let (_, out) = c.guest_cli(&["status"]);
+    let (_, out) = guest_cli(&c, &["status"]);
     let status: Value = serde_json::from_str(&out).unwrap();
     for r in status["replicas"].as_array().unwrap() {
         assert_eq!(r["hash"], hash(&v1));
@@ -418,7 +391,8 @@ fn broken_guests_are_refused_by_the_publisher_and_by_every_replica() {
 
 #[test]
 fn a_schema_2_guest_serves_schema_1_records_and_rollback_is_refused() {
-    let c = Cluster::start(2);
+    let cache = tempfile::tempdir().unwrap();
+    let c = cluster(2, &cache);
     let dir = tempfile::tempdir().unwrap();
     let v1 = std::fs::read(guest()).unwrap();
     let v2 = variant("schema2");
@@ -435,10 +409,13 @@ fn a_schema_2_guest_serves_schema_1_records_and_rollback_is_refused() {
     let record = c.redis.cli(&["GET", &format!("session:{ct}")]);
     assert!(record.contains(r#""schema":1"#) && record.contains("last_active_ms"));
 
-    let (ok, out) = c.guest_cli(&[
-        "publish",
-        write(dir.path(), "v2.wasm", &v2).to_str().unwrap(),
-    ]);
+    let (ok, out) = guest_cli(
+        &c,
+        &[
+            "publish",
+            write(dir.path(), "v2.wasm", &v2).to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{out}");
     until_all_run(&urls, &hash(&v2), Duration::from_secs(3));
 
@@ -455,9 +432,9 @@ fn a_schema_2_guest_serves_schema_1_records_and_rollback_is_refused() {
     assert_eq!(app.run(&s2.u).json(), json!({"proofStatus": "VALID"}));
 
     // Back to v1 would strand schema-2 records: refused, and v2 keeps serving.
-    let (ok, out) = c.guest_cli(&["rollback"]);
+    let (ok, out) = guest_cli(&c, &["rollback"]);
     assert!(!ok && out.contains("cannot read record schema 2"), "{out}");
-    let (_, out) = c.guest_cli(&["status"]);
+    let (_, out) = guest_cli(&c, &["status"]);
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["active"], hash(&v2));
     assert_eq!(status["schemas"]["2"], "live");
