@@ -63,14 +63,15 @@ fn store_error(e: StoreError) -> HttpError {
     HttpError::new(Kind::InternalError, e.to_string())
 }
 
-/// What the store keeps of an outcome.
-fn write(record: Vec<u8>, outcome: &types::Outcome) -> Write {
+/// What the store keeps of an outcome; `before` is the summary it replaces, if any.
+fn write(record: Vec<u8>, outcome: &types::Outcome, before: Option<&Summary>) -> Write {
+    let summary = match before {
+        Some(b) => b.then(outcome.status, outcome.lapses_at_ms),
+        None => Summary::first(outcome.status, outcome.lapses_at_ms),
+    };
     Write {
         record,
-        summary: Summary {
-            status: outcome.status,
-            lapses_at_ms: outcome.lapses_at_ms,
-        },
+        summary,
         keep_secs: outcome.keep_secs,
     }
 }
@@ -135,7 +136,7 @@ impl<S: SessionStore> Sessions<S> {
             .create(
                 &started.requestor_token,
                 &started.client_token,
-                write(record, &started.outcome),
+                write(record, &started.outcome, None),
             )
             .await
         {
@@ -180,7 +181,8 @@ impl<S: SessionStore> Sessions<S> {
                 Err(e) => return e.into(),
             };
             if let Some(new) = outcome.record.clone() {
-                match self.store.save(&loaded, write(new, &outcome)).await {
+                let w = write(new, &outcome, Some(&loaded.summary));
+                match self.store.save(&loaded, w).await {
                     Ok(Saved::Ok) => {}
                     Ok(Saved::Conflict) => continue,
                     Err(e) => return store_error(e).into(),
@@ -224,13 +226,21 @@ impl<S: SessionStore> Sessions<S> {
             .map_err(store_error)
     }
 
-    /// The client token and current status of a session, from its summary: no record is
-    /// loaded, no guest runs, nothing is written.
+    /// The client token and summary of a session: no record is loaded, no guest runs,
+    /// nothing is written.
+    pub async fn current_summary(
+        &self,
+        token: Token<'_>,
+    ) -> Result<Option<(String, Summary)>, HttpError> {
+        self.store.summary(token).await.map_err(store_error)
+    }
+
+    /// The client token and current status of a session, from its summary.
     pub async fn current_status(
         &self,
         token: Token<'_>,
     ) -> Result<Option<(String, types::SessionStatus)>, HttpError> {
-        let summary = self.store.summary(token).await.map_err(store_error)?;
+        let summary = self.current_summary(token).await?;
         Ok(summary.map(|(ct, s)| (ct, s.status_at(now_ms()))))
     }
 

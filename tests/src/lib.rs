@@ -2,6 +2,8 @@
 //! requestor and app (the Idemix test wallet) against it over HTTP.
 
 pub mod balancer;
+pub mod cluster;
+pub mod process;
 pub mod redis;
 pub mod requests;
 pub mod wallet;
@@ -25,19 +27,39 @@ pub fn testdata() -> PathBuf {
     root().join("../shared/testdata")
 }
 
-/// The server binary of the same build profile as this test.
-pub fn server_binary() -> PathBuf {
+/// `target/<profile>`, where this test binary's build put the server binary.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    dir.join("irma-server")
+        .expect("target/<profile>/deps")
+        .to_owned()
 }
 
-/// The guest component (built by `just test` before the tests run).
+/// The server binary of the same build as this test (`cargo test` builds it).
+pub fn server_binary() -> PathBuf {
+    profile_dir().join("irma-server")
+}
+
+/// `target/guest`, where the server's build script and `just guest` build the guest.
+fn guest_dir() -> PathBuf {
+    profile_dir().parent().expect("target/").join("guest")
+}
+
+/// The guest component, as built into the server binary.
 pub fn guest() -> PathBuf {
-    root().join("target/wasm32-wasip2/release/irma_guest.wasm")
+    guest_dir().join("wasm32-wasip2/release/irma_guest.wasm")
+}
+
+/// A test build of the guest (`chaos`, `schema2`, `broken`), made by `just guest-variants`.
+pub fn guest_variant(name: &str) -> PathBuf {
+    let p = guest_dir().join(format!("irma_guest_{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: `just guest-variants` builds it",
+        p.display()
+    );
+    p
 }
 
 pub fn free_port() -> u16 {
@@ -87,11 +109,14 @@ impl Server {
             .arg(&s)
             .arg("-k")
             .arg(&k);
-        if !extra.contains(&"--guest") {
-            cmd.arg("--guest").arg(guest());
-        }
-        cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("irma-server starts");
+        cmd.args(extra);
+        Server::run(cmd, port)
+    }
+
+    /// Runs `cmd`, an `irma-server` that listens on 127.0.0.1:`port`, and waits until it does.
+    pub fn run(mut cmd: Command, port: u16) -> Server {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = process::spawn(cmd).expect("irma-server starts");
         // Wait for "listening"; a server that exits or hangs first explains itself.
         let stderr = child.stderr.take().unwrap();
         wait_for_line(&mut child, stderr, "listening", Some("irma-server"));
@@ -181,21 +206,15 @@ pub fn fails_to_start(schemes: Schemes, extra: &[&str]) -> String {
     };
     let mut cmd = Command::new(server_binary());
     cmd.args(["-l", "127.0.0.1", "-p", &free_port().to_string(), "-s"])
-        .arg(s)
-        .arg("--guest")
-        .arg(guest());
+        .arg(s);
     if !extra
         .iter()
         .any(|a| a.starts_with("--no-auth") || *a == "--production")
     {
         cmd.arg("--no-auth");
     }
-    let mut child = cmd
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("irma-server runs");
+    cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = process::spawn(cmd).expect("irma-server runs");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -331,6 +350,33 @@ impl Session {
         )
     }
 
+    /// The frontend's `POST .../frontend/options`: `pairingMethod` `pin` or `none`.
+    pub fn frontend_options(&self, method: &str) -> Answer {
+        let body = serde_json::json!({
+            "@context": "https://irma.app/ld/request/frontendoptions/v1",
+            "pairingMethod": method,
+        });
+        http(
+            "POST",
+            &format!("{}/frontend/options", self.u),
+            &[
+                ("Authorization", &self.frontend_auth),
+                ("Content-Type", "application/json"),
+            ],
+            Some(&body.to_string()),
+        )
+    }
+
+    /// The frontend's `POST .../frontend/pairingcompleted`.
+    pub fn pairing_completed(&self) -> Answer {
+        http(
+            "POST",
+            &format!("{}/frontend/pairingcompleted", self.u),
+            &[("Authorization", &self.frontend_auth)],
+            None,
+        )
+    }
+
     /// Waits until the status is `want` (bounded).
     pub fn wait_for(&self, want: &str, within: Duration) -> String {
         let start = Instant::now();
@@ -344,36 +390,67 @@ impl Session {
     }
 }
 
-/// Reads `data:` lines of an SSE stream on a thread, until `n` arrived or the stream ends.
-pub fn subscribe(url: String, auth: Option<String>, n: usize) -> mpsc::Receiver<Vec<String>> {
-    let (tx, rx) = mpsc::channel();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    std::thread::spawn(move || {
+/// A status stream (server-sent events), read on a thread: each event's `data` as it arrives.
+pub struct Events {
+    rx: mpsc::Receiver<String>,
+}
+
+impl Events {
+    /// Opens `url` with `headers`; returns once the server answered 200, panics otherwise.
+    pub fn open(url: &str, headers: &[(&str, &str)]) -> Events {
+        let (tx, rx) = mpsc::channel();
+        let (opened_tx, opened) = mpsc::channel();
         let agent = ureq::AgentBuilder::new()
-            .timeout_read(Duration::from_secs(20))
+            .timeout_read(Duration::from_secs(60))
             .build();
-        let mut req = agent.get(&url);
-        if let Some(a) = auth {
-            req = req.set("Authorization", &a);
+        let mut req = agent.get(url);
+        for (k, v) in headers {
+            req = req.set(k, v);
         }
-        let resp = req.call().expect("subscribed");
-        let _ = ready_tx.send(());
-        let mut got = Vec::new();
-        for line in BufReader::new(resp.into_reader())
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(d) = line.strip_prefix("data:") {
-                got.push(d.trim().to_owned());
-                if got.len() == n {
-                    break;
+        std::thread::spawn(move || {
+            let resp = match req.call() {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let _ = opened_tx.send(Ok(resp.status()));
+            for line in BufReader::new(resp.into_reader())
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(d) = line.strip_prefix("data:")
+                    && tx.send(d.trim().to_owned()).is_err()
+                {
+                    return;
                 }
             }
+        });
+        match opened.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(200)) => Events { rx },
+            other => panic!("{url}: no stream: {other:?}"),
         }
-        let _ = tx.send(got);
+    }
+
+    /// The next event, if one arrives within `within` (and the stream has not ended).
+    pub fn next(&self, within: Duration) -> Option<String> {
+        self.rx.recv_timeout(within).ok()
+    }
+
+    /// The next `n` events, each waited for at most `within`; fewer if the stream ends.
+    pub fn take(&self, n: usize, within: Duration) -> Vec<String> {
+        (0..n).map_while(|_| self.next(within)).collect()
+    }
+}
+
+/// Reads `data:` lines of an SSE stream on a thread, until `n` arrived or the stream ends.
+pub fn subscribe(url: String, auth: Option<String>, n: usize) -> mpsc::Receiver<Vec<String>> {
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let events = Events::open(&url, &headers);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(events.take(n, Duration::from_secs(60)));
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("stream opened");
     rx
 }

@@ -2,7 +2,8 @@
 //! does it: connect with protocol headers and an Authorization of its choice, read the request,
 //! pick credentials that satisfy it, and post proofs or commitments.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use irma_idemix::Configuration;
 use irma_idemix::attributes::decode;
@@ -61,6 +62,53 @@ impl App {
             ],
             None,
         )
+    }
+
+    /// After a connect that asked for pairing, waits for the pairing as the real app does
+    /// (irmago's `handlePairing` with `WaitStatusChanged`): it opens `statusevents` and takes
+    /// the first event as the new status; a stream that ends without one is reopened (with
+    /// `Last-Event-ID` if it had one); if no stream can be opened (not 200, or not
+    /// `text/event-stream`) it polls `status` every second until it is no longer PAIRING.
+    /// `waiting` is called once it listens. The app goes on only if the status it read is
+    /// CONNECTED; anything else is its `pairingRejected`.
+    pub fn wait_for_pairing(&self, u: &str, waiting: impl FnOnce()) -> PairingWait {
+        let mut waiting = Some(waiting);
+        let mut last_id = None;
+        loop {
+            match first_event(
+                &format!("{u}/statusevents"),
+                last_id.as_deref(),
+                &mut waiting,
+            ) {
+                Stream::Event(status) => {
+                    return PairingWait {
+                        status,
+                        via: Via::Stream,
+                    };
+                }
+                Stream::Ended(id) => {
+                    last_id = id.or(last_id);
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Stream::Refused => break,
+            }
+        }
+        if let Some(w) = waiting.take() {
+            w();
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let s = http("GET", &format!("{u}/status"), &[], None);
+            assert_eq!(s.status, 200, "{}", s.body);
+            let status = s.json().as_str().unwrap_or_default().to_owned();
+            if status != "PAIRING" || Instant::now() > deadline {
+                return PairingWait {
+                    status,
+                    via: Via::Polling,
+                };
+            }
+        }
     }
 
     pub fn decline(&self, u: &str) -> Answer {
@@ -235,6 +283,85 @@ impl App {
         }
         Some(Choice { selections, picks })
     }
+}
+
+/// What the app read while it waited for pairing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingWait {
+    /// The status it took as the outcome (`CONNECTED` to go on).
+    pub status: String,
+    pub via: Via,
+}
+
+/// How the app learnt the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Stream,
+    Polling,
+}
+
+/// How one attempt to read a status stream went.
+enum Stream {
+    /// The first event's data, unquoted.
+    Event(String),
+    /// The stream ended without an event; the last `id:` it gave, if any.
+    Ended(Option<String>),
+    /// No stream: an error status, another content type, or no connection.
+    Refused,
+}
+
+/// Opens the stream at `url` and reads up to its first event, as the app's SSE client
+/// (sietseringers/go-sse) parses it: comment lines are skipped, `id:` is remembered, an event
+/// is dispatched at the blank line after its `data:`, and `open` events are ignored.
+fn first_event(url: &str, last_id: Option<&str>, waiting: &mut Option<impl FnOnce()>) -> Stream {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(10))
+        .timeout_read(Duration::from_secs(120))
+        .build();
+    let mut req = agent.get(url).set("Accept", "text/event-stream");
+    if let Some(id) = last_id {
+        req = req.set("Last-Event-ID", id);
+    }
+    let resp = match req.call() {
+        Ok(r) if r.status() == 200 && r.header("content-type") == Some("text/event-stream") => r,
+        _ => return Stream::Refused,
+    };
+    if let Some(w) = waiting.take() {
+        w();
+    }
+    let (mut id, mut data, mut kind) = (None, None::<String>, None::<String>);
+    for line in BufReader::new(resp.into_reader())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if line.is_empty() {
+            if data.is_some() || kind.is_some() {
+                let d = data.take().unwrap_or_default();
+                if kind.take().as_deref() != Some("open") {
+                    return Stream::Event(d.trim_matches('"').to_owned());
+                }
+            }
+            continue;
+        }
+        if line.starts_with(':') {
+            continue;
+        }
+        let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match name {
+            "id" => id = Some(value.to_owned()),
+            "event" => kind = Some(value.to_owned()),
+            "data" => match &mut data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => data = Some(value.to_owned()),
+            },
+            _ => {}
+        }
+    }
+    Stream::Ended(id)
 }
 
 fn satisfies(req: &AttributeRequest, value: Option<&str>) -> bool {

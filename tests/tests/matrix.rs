@@ -48,7 +48,7 @@ fn new_session() -> Session {
 
 fn pairing_session(app: &App) -> Session {
     let s = new_session();
-    let o = options(&s, "pin");
+    let o = s.frontend_options("pin");
     assert_eq!(o.status, 200, "{}", o.body);
     assert_eq!(o.json()["pairingMethod"], "pin");
     let code = o.json()["pairingCode"].as_str().unwrap().to_owned();
@@ -70,24 +70,6 @@ fn connected_session(app: &App) -> (Session, Value) {
     assert_eq!(c.status, 200, "{}", c.body);
     assert_eq!(s.status(), "CONNECTED");
     (s, c.json()["request"].clone())
-}
-
-fn options(s: &Session, method: &str) -> Answer {
-    http(
-        "POST",
-        &format!("{}/frontend/options", s.u),
-        &[("Authorization", &s.frontend_auth), ("Content-Type", "application/json")],
-        Some(&json!({"@context": "https://irma.app/ld/request/frontendoptions/v1", "pairingMethod": method}).to_string()),
-    )
-}
-
-fn pairing_completed(s: &Session) -> Answer {
-    http(
-        "POST",
-        &format!("{}/frontend/pairingcompleted", s.u),
-        &[("Authorization", &s.frontend_auth)],
-        None,
-    )
 }
 
 fn app_get(s: &Session, path: &str) -> Answer {
@@ -137,7 +119,7 @@ fn initialized() {
     let s = new_session();
     assert_error(&app_get(&s, "request"), 403, "UNEXPECTED_REQUEST");
     assert_error(&post_proofs(&s, "{}", APP_AUTH), 403, "UNEXPECTED_REQUEST");
-    assert_error(&pairing_completed(&s), 403, "UNEXPECTED_REQUEST");
+    assert_error(&s.pairing_completed(), 403, "UNEXPECTED_REQUEST");
     assert_eq!(get(&format!("{}/status", s.u)).json(), json!("INITIALIZED"));
     assert_eq!(
         frontend_status(&s, &s.frontend_auth).json(),
@@ -149,13 +131,17 @@ fn initialized() {
     );
     assert_eq!(s.status(), "INITIALIZED");
     // options: pin, then none again.
-    assert_eq!(options(&s, "pin").status, 200);
-    let none = options(&s, "none");
+    assert_eq!(s.frontend_options("pin").status, 200);
+    let none = s.frontend_options("none");
     assert_eq!(
         none.json(),
         json!({"@context": "https://irma.app/ld/options/v1", "pairingMethod": "none"})
     );
-    assert_error(&options(&s, "carrier-pigeon"), 403, "UNEXPECTED_REQUEST");
+    assert_error(
+        &s.frontend_options("carrier-pigeon"),
+        403,
+        "UNEXPECTED_REQUEST",
+    );
     // DELETE from the frontend (no authorization needed) cancels.
     assert_eq!(http("DELETE", &s.u, &[], None).status, 200);
     assert_eq!(s.status(), "CANCELLED");
@@ -167,12 +153,12 @@ fn pairing() {
     let s = pairing_session(&app);
     assert_error(&app_get(&s, "request"), 403, "PAIRING_REQUIRED");
     assert_error(&post_proofs(&s, "{}", APP_AUTH), 403, "PAIRING_REQUIRED");
-    assert_error(&options(&s, "pin"), 403, "UNEXPECTED_REQUEST");
+    assert_error(&s.frontend_options("pin"), 403, "UNEXPECTED_REQUEST");
     assert_eq!(s.status(), "PAIRING");
-    let p = pairing_completed(&s);
+    let p = s.pairing_completed();
     assert_eq!(p.status, 204);
     assert_eq!(s.status(), "CONNECTED");
-    assert_error(&pairing_completed(&s), 403, "UNEXPECTED_REQUEST");
+    assert_error(&s.pairing_completed(), 403, "UNEXPECTED_REQUEST");
     // After pairing the app fetches the request and completes the session.
     let r = app_get(&s, "request");
     assert_eq!(r.status, 200, "{}", r.body);
@@ -194,8 +180,8 @@ fn connected() {
     let again = app.connect(&s.u);
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["request"], request);
-    assert_error(&options(&s, "pin"), 403, "UNEXPECTED_REQUEST");
-    assert_error(&pairing_completed(&s), 403, "UNEXPECTED_REQUEST");
+    assert_error(&s.frontend_options("pin"), 403, "UNEXPECTED_REQUEST");
+    assert_error(&s.pairing_completed(), 403, "UNEXPECTED_REQUEST");
     assert_eq!(app_get(&s, "request").json(), request);
     // Wrong or missing app authorization, and malformed proofs, change nothing.
     assert_error(
@@ -252,8 +238,8 @@ fn finished() {
     assert_error(&app.connect(&s.u), 403, "UNEXPECTED_REQUEST");
     assert_error(&app_get(&s, "request"), 403, "UNEXPECTED_REQUEST");
     assert_error(&post_proofs(&s, "{}", APP_AUTH), 403, "UNEXPECTED_REQUEST");
-    assert_error(&options(&s, "pin"), 403, "UNEXPECTED_REQUEST");
-    assert_error(&pairing_completed(&s), 403, "UNEXPECTED_REQUEST");
+    assert_error(&s.frontend_options("pin"), 403, "UNEXPECTED_REQUEST");
+    assert_error(&s.pairing_completed(), 403, "UNEXPECTED_REQUEST");
     // DELETE on a finished session is a silent no-op.
     assert_eq!(s.cancel().status, 200);
     assert_eq!(app.decline(&s.u).status, 200);

@@ -1,31 +1,25 @@
 //! Server-sent events: with `--sse`, requestor, app and frontend channels see every status
-//! change; without it, `SSE_DISABLED`.
+//! change, and never the status their client already knows as a change (the real app reads
+//! the first event after PAIRING as the outcome of pairing); a client that subscribes late
+//! learns the change it missed. Without the flag, `SSE_DISABLED`.
 
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use irma_idemix::{Configuration, LoadOptions};
-use irma_tests::wallet::App;
-use irma_tests::{Schemes, Server, Session, get, root, subscribe};
-use serde_json::json;
+use irma_tests::cluster::Cluster;
+use irma_tests::redis::Redis;
+use irma_tests::requests::{demo_conf, disclosure, student_card};
+use irma_tests::wallet::{App, PairingWait, Via};
+use irma_tests::{Events, Schemes, Server, Session, get, http, subscribe};
+
+const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn every_channel_sees_connected_and_done() {
     // INITIALIZED, where every subscriber starts, is not sent; every change after it is.
     let server = Server::start(Schemes::Demo, &["--sse"]);
-    let conf = Configuration::load(
-        &root().join("host/demo/irma_configuration"),
-        LoadOptions::default(),
-    )
-    .unwrap();
-    let mut app = App::new(conf, 5);
-    let s = Session::start(
-        &server,
-        &json!({
-            "@context": "https://irma.app/ld/request/issuance/v2",
-            "credentials": [{"credential": "stateless-demo.University.studentCard",
-                             "attributes": {"university": "RU", "studentCardNumber": "1", "studentID": "s1", "level": "BSc"}}]
-        }),
-    );
+    let mut app = App::new(demo_conf(), 5);
+    let s = Session::start(&server, &student_card("s1"));
     let requestor = subscribe(
         format!("{}/session/{}/statusevents", server.url, s.token),
         None,
@@ -38,23 +32,22 @@ fn every_channel_sees_connected_and_done() {
     );
     let app_channel = subscribe(format!("{}/statusevents", s.u), None, 2);
     assert_eq!(app.run(&s.u).status, 200);
-    let wait = Duration::from_secs(15);
     assert_eq!(
-        requestor.recv_timeout(wait).unwrap(),
+        requestor.recv_timeout(WAIT).unwrap(),
         vec!["\"CONNECTED\"", "\"DONE\""]
     );
     assert_eq!(
-        app_channel.recv_timeout(wait).unwrap(),
+        app_channel.recv_timeout(WAIT).unwrap(),
         vec!["\"CONNECTED\"", "\"DONE\""]
     );
     assert_eq!(
-        frontend.recv_timeout(wait).unwrap(),
+        frontend.recv_timeout(WAIT).unwrap(),
         vec![r#"{"status":"CONNECTED"}"#, r#"{"status":"DONE"}"#]
     );
     // A finished session has nothing to stream.
     let a = get(&format!("{}/session/{}/statusevents", server.url, s.token));
     assert_eq!((a.status, a.error().as_str()), (501, "UNSUPPORTED"));
-    let a = irma_tests::http(
+    let a = http(
         "GET",
         &format!("{}/frontend/statusevents", s.u),
         &[("Authorization", "wrong")],
@@ -63,13 +56,188 @@ fn every_channel_sees_connected_and_done() {
     assert_eq!((a.status, a.error().as_str()), (403, "UNAUTHORIZED"));
 }
 
+/// A session whose frontend turned pairing on, and whose app has connected: PAIRING.
+fn pairing_session(front: &Server, app: &App) -> Session {
+    let s = Session::start(front, &student_card("s2"));
+    assert_eq!(s.frontend_options("pin").status, 200);
+    let c = app.connect(&s.u);
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert!(c.json()["options"]["pairingCode"].is_string(), "{}", c.body);
+    assert_eq!(s.status(), "PAIRING");
+    s
+}
+
+/// The app waits for pairing on a thread, as the real app does; returns once it listens.
+fn app_waits(app: App, s: &Session) -> mpsc::Receiver<PairingWait> {
+    let (tx, rx) = mpsc::channel();
+    let (listening_tx, listening) = mpsc::channel();
+    let u = s.u.clone();
+    std::thread::spawn(move || {
+        let wait = app.wait_for_pairing(&u, move || listening_tx.send(()).unwrap());
+        let _ = tx.send(wait);
+    });
+    listening.recv_timeout(WAIT).expect("the app listens");
+    rx
+}
+
+fn the_app_waiting_for_pairing_reads_connected(front: &Server) {
+    let app = App::new(demo_conf(), 6);
+    let s = pairing_session(front, &app);
+    let outcome = app_waits(app, &s);
+    // Nothing is news to the app until the pairing completes: not its own PAIRING, also not
+    // after the streams re-read the status (every second).
+    let early = outcome.recv_timeout(Duration::from_millis(2500));
+    assert!(
+        matches!(early, Err(mpsc::RecvTimeoutError::Timeout)),
+        "the app read {early:?} before pairing"
+    );
+    assert_eq!(s.pairing_completed().status, 204);
+    let started = Instant::now();
+    let wait = outcome
+        .recv_timeout(WAIT)
+        .expect("the app learnt the pairing");
+    println!("the app learnt the pairing after {:?}", started.elapsed());
+    assert_eq!(
+        wait,
+        PairingWait {
+            status: "CONNECTED".into(),
+            via: Via::Stream
+        }
+    );
+}
+
+fn a_late_app_learns_the_pairing_it_missed(front: &Server) {
+    let app = App::new(demo_conf(), 7);
+    let s = pairing_session(front, &app);
+    assert_eq!(s.pairing_completed().status, 204);
+    // The app fetches the request (a write that keeps CONNECTED) only after pairing, but a
+    // slow app may subscribe after the page completed it: CONNECTED comes first.
+    let wait = app.wait_for_pairing(&s.u, || {});
+    assert_eq!(
+        wait,
+        PairingWait {
+            status: "CONNECTED".into(),
+            via: Via::Stream
+        }
+    );
+}
+
+fn a_cancelled_pairing_is_rejected(front: &Server) {
+    let app = App::new(demo_conf(), 8);
+    let s = pairing_session(front, &app);
+    let outcome = app_waits(app, &s);
+    assert_eq!(s.cancel().status, 200);
+    let wait = outcome.recv_timeout(WAIT).expect("the app learnt it");
+    assert_eq!(wait.status, "CANCELLED", "{wait:?}");
+}
+
+#[test]
+fn the_app_waits_for_pairing_as_the_real_app_does() {
+    let server = Server::start(Schemes::Demo, &["--sse"]);
+    the_app_waiting_for_pairing_reads_connected(&server);
+    a_late_app_learns_the_pairing_it_missed(&server);
+    a_cancelled_pairing_is_rejected(&server);
+}
+
+#[test]
+fn the_app_waits_for_pairing_across_replicas() {
+    let c = Cluster::start(3, Redis::start(), &["--sse"]);
+    the_app_waiting_for_pairing_reads_connected(&c.front);
+    a_late_app_learns_the_pairing_it_missed(&c.front);
+    a_cancelled_pairing_is_rejected(&c.front);
+}
+
+#[test]
+fn without_sse_the_app_polls_for_pairing() {
+    let server = Server::start(Schemes::Demo, &[]);
+    let app = App::new(demo_conf(), 9);
+    let s = pairing_session(&server, &app);
+    let outcome = app_waits(app, &s);
+    assert_eq!(s.pairing_completed().status, 204);
+    assert_eq!(
+        outcome.recv_timeout(WAIT).unwrap(),
+        PairingWait {
+            status: "CONNECTED".into(),
+            via: Via::Polling
+        }
+    );
+}
+
+#[test]
+fn no_channel_sends_the_status_its_client_knows() {
+    let server = Server::start(Schemes::Demo, &["--sse"]);
+    let mut app = App::new(demo_conf(), 10);
+    assert_eq!(
+        app.run(&Session::start(&server, &student_card("s3")).u)
+            .status,
+        200
+    );
+    let s = Session::start(&server, &disclosure());
+    let requestor_url = format!("{}/session/{}/statusevents", server.url, s.token);
+    let frontend_url = format!("{}/frontend/statusevents", s.u);
+    let frontend_auth = ("Authorization", s.frontend_auth.as_str());
+    let quiet = Duration::from_millis(1500);
+
+    // At INITIALIZED nobody has anything to learn.
+    let r0 = Events::open(&requestor_url, &[]);
+    let f0 = Events::open(&frontend_url, &[frontend_auth]);
+    assert_eq!(r0.next(quiet), None);
+    assert_eq!(f0.next(quiet), None);
+
+    // The app connects without pairing: its connect said CONNECTED, so its stream does not.
+    let c = app.connect(&s.u);
+    assert_eq!(c.status, 200);
+    let a1 = Events::open(&format!("{}/statusevents", s.u), &[]);
+    assert_eq!(
+        a1.next(quiet),
+        None,
+        "the app's own connect told it CONNECTED"
+    );
+    // Requestor and frontend learnt only INITIALIZED: CONNECTED is news to a late subscriber,
+    // unless it says it has it (`Last-Event-ID`, as an EventSource does when it reconnects).
+    let r1 = Events::open(&requestor_url, &[]);
+    let f1 = Events::open(&frontend_url, &[frontend_auth]);
+    let f1_reconnected = Events::open(
+        &frontend_url,
+        &[frontend_auth, ("Last-Event-ID", "CONNECTED")],
+    );
+    let r1_reconnected = Events::open(&requestor_url, &[("Last-Event-ID", "CONNECTED")]);
+    assert_eq!(r1.next(WAIT).as_deref(), Some("\"CONNECTED\""));
+    assert_eq!(f1.next(WAIT).as_deref(), Some(r#"{"status":"CONNECTED"}"#));
+    assert_eq!(r1_reconnected.next(quiet), None);
+    assert_eq!(f1_reconnected.next(quiet), None);
+
+    // Every open stream gets each change once, and only changes.
+    let a = app.respond(&s.u, &c.json()["request"]);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(r0.take(3, WAIT), vec!["\"CONNECTED\"", "\"DONE\""]);
+    assert_eq!(
+        f0.take(3, WAIT),
+        vec![r#"{"status":"CONNECTED"}"#, r#"{"status":"DONE"}"#]
+    );
+    assert_eq!(a1.take(2, WAIT), vec!["\"DONE\""]);
+    assert_eq!(r1.take(2, WAIT), vec!["\"DONE\""]);
+    assert_eq!(f1.take(2, WAIT), vec![r#"{"status":"DONE"}"#]);
+    assert_eq!(r1_reconnected.take(2, WAIT), vec!["\"DONE\""]);
+    assert_eq!(f1_reconnected.take(2, WAIT), vec![r#"{"status":"DONE"}"#]);
+
+    // After the end: a page that missed it learns the outcome; one that has it is told to
+    // stop reconnecting (204 ends an EventSource).
+    let late = Events::open(&frontend_url, &[frontend_auth]);
+    assert_eq!(late.take(2, WAIT), vec![r#"{"status":"DONE"}"#]);
+    let done = http(
+        "GET",
+        &frontend_url,
+        &[frontend_auth, ("Last-Event-ID", "DONE")],
+        None,
+    );
+    assert_eq!((done.status, done.body.as_str()), (204, ""));
+}
+
 #[test]
 fn without_the_flag_sse_is_disabled() {
     let server = Server::start(Schemes::Demo, &[]);
-    let s = Session::start(
-        &server,
-        &json!({"@context": "https://irma.app/ld/request/disclosure/v2", "disclose": [[["stateless-demo.University.studentCard.studentID"]]]}),
-    );
+    let s = Session::start(&server, &disclosure());
     for url in [
         format!("{}/session/{}/statusevents", server.url, s.token),
         format!("{}/statusevents", s.u),

@@ -6,57 +6,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use irma_tests::balancer::Balancer;
+use irma_tests::cluster::Cluster;
 use irma_tests::redis::{self, Redis};
 use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::{APP_AUTH, App};
-use irma_tests::{Answer, Schemes, Server, Session, free_port, get, http, subscribe};
+use irma_tests::{Answer, Schemes, Server, Session, get, http, subscribe};
 use serde_json::{Value, json};
-
-/// Redis, `n` replicas on fixed ports and a balancer in front, whose URL the replicas give
-/// apps (`--url`), so app traffic is spread too.
-struct Cluster {
-    redis: Redis,
-    replicas: Vec<Server>,
-    ports: Vec<u16>,
-    /// Runs as long as the cluster.
-    _balancer: Balancer,
-    /// The balancer, as a server to start sessions on.
-    front: Server,
-    extra: Vec<String>,
-}
-
-impl Cluster {
-    fn start(n: usize, redis: Redis, extra: &[&str]) -> Cluster {
-        let lb_port = free_port();
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        extra.extend(redis.server_flags());
-        extra.extend(["--url".into(), format!("http://127.0.0.1:{lb_port}")]);
-        let mut c = Cluster {
-            replicas: Vec::new(),
-            ports: ports.clone(),
-            _balancer: Balancer::start(lb_port, &ports),
-            front: Server::external(&format!("http://127.0.0.1:{lb_port}")),
-            redis,
-            extra,
-        };
-        for i in 0..n {
-            c.replicas.push(c.replica(i));
-        }
-        c
-    }
-
-    fn replica(&self, i: usize) -> Server {
-        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
-        Server::start_at(self.ports[i], Schemes::Demo, &extra)
-    }
-
-    fn restart(&mut self, i: usize) {
-        self.replicas[i].kill();
-        self.replicas[i] = self.replica(i);
-    }
-}
 
 /// The Redis keys of a session: `(token:<rt> value, status:<ct> value)`.
 fn redis_entries(redis: &Redis, s: &Session) -> (String, String) {
@@ -101,7 +56,7 @@ fn every_session_type_completes_across_replicas() {
     assert_eq!(s.status(), "DONE");
     let (_, status) = redis_entries(&c.redis, &s);
     assert!(
-        status.starts_with("3 DONE - "),
+        status.starts_with("3 CONNECTED>DONE - "),
         "connect and commitments wrote: {status}"
     );
 
@@ -316,7 +271,7 @@ fn identical_racing_requests_take_effect_once() {
         assert_eq!(s.status(), "CONNECTED");
         let (_, status) = redis_entries(&c.redis, &s);
         assert!(
-            status.starts_with("2 CONNECTED "),
+            status.starts_with("2 INITIALIZED>CONNECTED "),
             "round {round}: exactly one write: {status}"
         );
     }
@@ -362,7 +317,7 @@ fn conflicting_racing_requests_take_effect_once() {
         let final_status = s.status();
         let (_, status) = redis_entries(&c.redis, &s);
         assert!(
-            status.contains(&format!(" {final_status} - ")),
+            status.contains(&format!(" CONNECTED>{final_status} - ")),
             "round {round}: {status}"
         );
         let result = s.result();

@@ -1,6 +1,7 @@
 //! Real third-party clients: the npm packages `@privacybydesign/yivi-core` and
-//! `@privacybydesign/yivi-client` run a session as a web page would (in plain Node 20, with and
-//! without an EventSource polyfill), while the test wallet plays the app, pairing included.
+//! `@privacybydesign/yivi-client` run a session as a web page would (in plain Node 20, polling
+//! or streaming with an EventSource polyfill), while the test wallet plays the app and waits
+//! for pairing as the real app does; with and without `--sse`, in memory and across replicas.
 //! Needs `npm ci` in tests/clients (`just test` does it).
 
 use std::io::{BufRead, BufReader, Write};
@@ -9,8 +10,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use irma_idemix::{Configuration, LoadOptions};
-use irma_tests::wallet::{APP_AUTH, App};
-use irma_tests::{Schemes, Server, http, root};
+use irma_tests::cluster::Cluster;
+use irma_tests::redis::Redis;
+use irma_tests::wallet::{APP_AUTH, App, Via};
+use irma_tests::{Schemes, Server, http, process, root};
 use serde_json::{Value, json};
 
 /// Runs the page script; `on_qr` plays the app once the QR is shown and may return a pairing
@@ -26,17 +29,16 @@ fn page(
         dir.join("node_modules/@privacybydesign/yivi-core").exists(),
         "run `npm ci` in tests/clients (just test does)"
     );
-    let mut child = Command::new("node")
-        .arg("yivi-session.mjs")
+    let mut cmd = Command::new("node");
+    cmd.arg("yivi-session.mjs")
         .arg(&server.url)
         .arg(mode)
         .current_dir(&dir)
         .env("IRMA_REQUEST", request.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node runs");
+        .stderr(Stdio::inherit());
+    let mut child = process::spawn(cmd).expect("node runs");
     let mut stdin = child.stdin.take().unwrap();
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
@@ -96,9 +98,19 @@ fn wallet() -> App {
     )
 }
 
-/// Plays the app with pairing: connect, hand the code to the page, wait for the page to
-/// complete pairing, then fetch the request and answer it.
-fn app_with_pairing(app: &mut App, u: &str, answered: &mpsc::Sender<u16>) -> Option<String> {
+/// How the app's part of a session ended: the status of its final POST, or why it stopped.
+type AppOutcome = Result<u16, String>;
+
+/// Plays the app: connect; without pairing, answer at once. With pairing, wait for it as the
+/// real app does (it listens before the user can type the code, which is returned for the
+/// page), then fetch the request and answer it on a thread. `via` is how the app must learn
+/// that pairing completed: a status stream when the server runs with `--sse`, else polling.
+fn app_with_pairing(
+    app: &mut App,
+    u: &str,
+    via: Via,
+    answered: &mpsc::Sender<AppOutcome>,
+) -> Option<String> {
     let c = app.connect(u);
     assert_eq!(c.status, 200, "{}", c.body);
     let code = c.json()["options"]["pairingCode"]
@@ -106,31 +118,36 @@ fn app_with_pairing(app: &mut App, u: &str, answered: &mpsc::Sender<u16>) -> Opt
         .map(str::to_owned);
     if code.is_none() {
         let a = app.respond(u, &c.json()["request"]);
-        answered.send(a.status).unwrap();
+        answered.send(Ok(a.status)).unwrap();
         return None;
     }
-    // The page completes pairing once it has the code; the app waits for CONNECTED.
-    let (u, mut app_clone) = (u.to_owned(), std::mem::replace(app, wallet()));
+    let (u, mut app) = (u.to_owned(), std::mem::replace(app, wallet()));
     let answered = answered.clone();
+    let (listening_tx, listening) = mpsc::channel();
     std::thread::spawn(move || {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            let s = http("GET", &format!("{u}/status"), &[], None);
-            if s.json() == json!("CONNECTED") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let r = http(
-            "GET",
-            &format!("{u}/request"),
-            &[("Authorization", APP_AUTH)],
-            None,
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        let a = app_clone.respond(&u, &r.json());
-        answered.send(a.status).unwrap();
+        let wait = app.wait_for_pairing(&u, move || listening_tx.send(()).unwrap());
+        let outcome = if wait.via != via {
+            Err(format!(
+                "the app learnt the pairing by {:?}, not {via:?}",
+                wait.via
+            ))
+        } else if wait.status != "CONNECTED" {
+            Err(format!("pairingRejected: the app read {:?}", wait.status))
+        } else {
+            let r = http(
+                "GET",
+                &format!("{u}/request"),
+                &[("Authorization", APP_AUTH)],
+                None,
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+            Ok(app.respond(&u, &r.json()).status)
+        };
+        answered.send(outcome).unwrap();
     });
+    listening
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the app listens for the pairing");
     code
 }
 
@@ -144,16 +161,22 @@ fn disclosure() -> Value {
     json!({"@context": "https://irma.app/ld/request/disclosure/v2", "disclose": [[["stateless-demo.University.studentCard.studentID"]]]})
 }
 
-fn run(mode: &str, server_flags: &[&str]) {
-    let server = Server::start(Schemes::Demo, server_flags);
+/// A page in `mode` (`poll` or `sse`) runs an issuance with pairing and then a disclosure
+/// against `server`, with the test wallet as the app; `via` is how the app must learn of the
+/// pairing.
+fn run(server: &Server, mode: &str, via: Via) {
     let mut app = wallet();
     // Issuance: the page enables pairing (issuance has pairingHint); the user types the code.
     let (tx, rx) = mpsc::channel();
-    let events = page(&server, &issuance(), mode, |ptr| {
-        app_with_pairing(&mut app, ptr["u"].as_str().unwrap(), &tx)
+    let events = page(server, &issuance(), mode, |ptr| {
+        app_with_pairing(&mut app, ptr["u"].as_str().unwrap(), via, &tx)
     });
-    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), 200);
     let st = states(&events);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(60)).unwrap(),
+        Ok(200),
+        "page states {st:?}"
+    );
     assert!(
         st.contains(&"EnterPairingCode".to_owned()) && st.contains(&"Pairing".to_owned()),
         "{st:?}"
@@ -163,12 +186,12 @@ fn run(mode: &str, server_flags: &[&str]) {
     assert_eq!(result(&events)["type"], "issuing");
 
     // Disclosure of what was issued: no pairing.
-    let mut app = wallet_with_card(&server);
+    let mut app = wallet_with_card(server);
     let (tx, rx) = mpsc::channel();
-    let events = page(&server, &disclosure(), mode, |ptr| {
-        app_with_pairing(&mut app, ptr["u"].as_str().unwrap(), &tx)
+    let events = page(server, &disclosure(), mode, |ptr| {
+        app_with_pairing(&mut app, ptr["u"].as_str().unwrap(), via, &tx)
     });
-    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), 200);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Ok(200));
     let st = states(&events);
     assert!(!st.contains(&"EnterPairingCode".to_owned()), "{st:?}");
     let r = result(&events);
@@ -188,11 +211,39 @@ fn wallet_with_card(server: &Server) -> App {
 }
 
 #[test]
-fn yivi_client_polling() {
-    run("poll", &[]);
+fn polling_page_without_sse() {
+    run(&Server::start(Schemes::Demo, &[]), "poll", Via::Polling);
+}
+
+// With `--sse` the app learns of the pairing from its status stream, which must not hand it
+// PAIRING, the status it has (the real app then gives up: `pairingRejected`).
+
+#[test]
+fn polling_page_with_sse() {
+    run(
+        &Server::start(Schemes::Demo, &["--sse"]),
+        "poll",
+        Via::Stream,
+    );
 }
 
 #[test]
-fn yivi_client_with_an_eventsource_polyfill_and_sse() {
-    run("sse", &["--sse"]);
+fn streaming_page_with_sse() {
+    run(
+        &Server::start(Schemes::Demo, &["--sse"]),
+        "sse",
+        Via::Stream,
+    );
+}
+
+#[test]
+fn polling_page_with_sse_across_replicas() {
+    let c = Cluster::start(3, Redis::start(), &["--sse"]);
+    run(&c.front, "poll", Via::Stream);
+}
+
+#[test]
+fn streaming_page_with_sse_across_replicas() {
+    let c = Cluster::start(3, Redis::start(), &["--sse"]);
+    run(&c.front, "sse", Via::Stream);
 }

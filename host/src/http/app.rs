@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::json;
 
+use super::sse::{self, Channel};
 use super::{Shared, check_token};
 use crate::runtime::types::{AppRequest, ConnectRequest, Event};
 use crate::store::Token;
@@ -108,13 +109,7 @@ async fn route(
                 .into_response();
         }
         ("statusevents", &Method::GET) => {
-            return super::sse::stream(
-                state.clone(),
-                Token::Client(&ct),
-                super::sse::Format::Bare,
-                super::sse::Refusal::App,
-            )
-            .await;
+            return sse::stream(state.clone(), Token::Client(&ct), Channel::App, &headers).await;
         }
         ("frontend/statusevents", &Method::GET) => {
             // The frontend authorization is checked against the record through the guest.
@@ -125,11 +120,11 @@ async fn route(
             if check.status != 200 {
                 return check.into_response();
             }
-            return super::sse::stream(
+            return sse::stream(
                 state.clone(),
                 Token::Client(&ct),
-                super::sse::Format::Frontend,
-                super::sse::Refusal::App,
+                Channel::Frontend,
+                &headers,
             )
             .await;
         }

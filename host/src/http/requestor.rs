@@ -113,7 +113,11 @@ async fn cancel(State(state): State<Shared>, Path(rt): Path<String>) -> Response
     on_session(state, rt, Event::RequestorCancel).await
 }
 
-async fn statusevents(State(state): State<Shared>, Path(rt): Path<String>) -> Response {
+async fn statusevents(
+    State(state): State<Shared>,
+    Path(rt): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !state.sse {
         return HttpError::new(Kind::SseDisabled, "").into_response();
     }
@@ -123,8 +127,8 @@ async fn statusevents(State(state): State<Shared>, Path(rt): Path<String>) -> Re
     super::sse::stream(
         state.clone(),
         Token::Requestor(&rt),
-        super::sse::Format::Bare,
-        super::sse::Refusal::Requestor,
+        super::sse::Channel::Requestor,
+        &headers,
     )
     .await
 }

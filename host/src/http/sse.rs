@@ -1,10 +1,27 @@
-//! Server-sent events of a session's status (`--sse`). The stream starts with the current
-//! status and follows every change until the session is finished. Changes come from the
-//! store's announcements: this process's in memory mode, every replica's through Redis pub/sub.
+//! Server-sent events of a session's status (`--sse`) on three channels: the requestor's, the
+//! app's and the frontend's. A stream sends every status after the one its client knows, and
+//! ends after the final one. Changes come from the store's announcements (this process's in
+//! memory mode, every replica's through Redis pub/sub), and each stream re-reads the summary
+//! every second for announcements it missed and for the lapse into TIMEOUT.
+//!
+//! **What the client knows decides the first event.** Clients read the first event as a
+//! change: the app, waiting for pairing, takes the first event after PAIRING as the outcome
+//! and gives up (`pairingRejected`) unless it says CONNECTED. So no stream may send the status
+//! its client already has; yet a client that subscribes late must learn the change it missed.
+//! What a client knows when it subscribes:
+//! - a client that reconnects says so itself: `Last-Event-ID` (every event's id is its status);
+//! - the requestor and the frontend learnt INITIALIZED when the session started;
+//! - the app learnt what its connect answered: PAIRING when pairing is on, else CONNECTED. So
+//!   CONNECTED reached from PAIRING is news to it, CONNECTED reached directly is not.
+//!
+//! The stream sends the current status first if it comes after that, then every later one.
+//! Statuses only move forward (INITIALIZED, PAIRING, CONNECTED, then a final one), so a late
+//! announcement of an earlier status is never sent.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -13,81 +30,112 @@ use tokio::sync::broadcast;
 use super::Shared;
 use super::errors::{HttpError, Kind};
 use crate::runtime::types::SessionStatus;
-use crate::store::{SessionStore, StatusEvent, Token, status_name};
+use crate::session::now_ms;
+use crate::store::{SessionStore, StatusEvent, Summary, Token, status_from_name, status_name};
 
-/// How a status is written in an event.
-#[derive(Debug, Clone, Copy)]
-pub enum Format {
-    /// `"CONNECTED"` (requestor and app channels).
-    Bare,
-    /// `{"status":"CONNECTED"}` (frontend channel).
+/// Who is listening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// `GET /session/{rt}/statusevents`: events are `"CONNECTED"`.
+    Requestor,
+    /// `GET /irma/session/{ct}/statusevents`: events are `"CONNECTED"`.
+    App,
+    /// `GET /irma/session/{ct}/frontend/statusevents`: events are `{"status":"CONNECTED"}`.
     Frontend,
 }
 
+impl Channel {
+    fn event(self, s: SessionStatus) -> SseEvent {
+        let data = match self {
+            Channel::Requestor | Channel::App => format!("\"{}\"", status_name(s)),
+            Channel::Frontend => format!("{{\"status\":\"{}\"}}", status_name(s)),
+        };
+        SseEvent::default().id(status_name(s)).data(data)
+    }
+
+    /// The status this channel's client knows when it subscribes without `Last-Event-ID`.
+    fn known(self, summary: &Summary) -> SessionStatus {
+        match self {
+            Channel::Requestor | Channel::Frontend => SessionStatus::Initialized,
+            Channel::App => match (summary.status, summary.previous) {
+                (SessionStatus::Connected, Some(SessionStatus::Pairing)) => SessionStatus::Pairing,
+                (status, _) => status,
+            },
+        }
+    }
+}
+
+/// How far a session has come; statuses never go back.
+fn stage(s: SessionStatus) -> u8 {
+    match s {
+        SessionStatus::Initialized => 0,
+        SessionStatus::Pairing => 1,
+        SessionStatus::Connected => 2,
+        SessionStatus::Done | SessionStatus::Cancelled | SessionStatus::Timeout => 3,
+    }
+}
+
 fn is_final(s: SessionStatus) -> bool {
-    matches!(
-        s,
-        SessionStatus::Done | SessionStatus::Cancelled | SessionStatus::Timeout
-    )
+    stage(s) == 3
 }
 
-fn event(s: SessionStatus, format: Format) -> SseEvent {
-    let data = match format {
-        Format::Bare => format!("\"{}\"", status_name(s)),
-        Format::Frontend => format!("{{\"status\":\"{}\"}}", status_name(s)),
-    };
-    SseEvent::default().data(data)
+/// The status a reconnecting client last received, if it says so.
+fn last_event(headers: &HeaderMap) -> Option<SessionStatus> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| status_from_name(v.trim()))
 }
 
-/// What to answer when the session is finished (or, for requestors, unknown).
-pub enum Refusal {
-    Requestor,
-    App,
-}
-
-/// Streams the status of the session named by `token`.
-pub async fn stream(state: Shared, token: Token<'_>, format: Format, refusal: Refusal) -> Response {
+/// Streams the status of the session named by `token` to a client of `channel`.
+pub async fn stream(
+    state: Shared,
+    token: Token<'_>,
+    channel: Channel,
+    headers: &HeaderMap,
+) -> Response {
     if !state.sse {
         return HttpError::new(Kind::SseDisabled, "").into_response();
     }
     // Subscribe first, so no change between reading the status and listening is lost.
     let rx = state.sessions.store.subscribe();
-    let current = match state.sessions.current_status(token).await {
-        Ok(Some(c)) => c,
+    let (ct, summary) = match state.sessions.current_summary(token).await {
+        Ok(Some(s)) => s,
         Ok(None) => {
-            return match refusal {
-                Refusal::Requestor => {
+            return match channel {
+                Channel::Requestor => {
                     HttpError::new(Kind::Unsupported, "unknown session").into_response()
                 }
-                Refusal::App => HttpError::new(Kind::SessionUnknown, "").into_response(),
+                Channel::App | Channel::Frontend => {
+                    HttpError::new(Kind::SessionUnknown, "").into_response()
+                }
             };
         }
         Err(e) => return e.into_response(),
     };
-    let (ct, status) = current;
-    // A frontend that subscribes after the session ended (the app was quicker than the page)
-    // learns the outcome instead of an error; the reference errors here, which leaves such a
-    // page stuck. Requestor and app channels answer as the reference does.
-    if is_final(status) && matches!(format, Format::Frontend) {
-        return Sse::new(stream::once(async move {
-            Ok::<_, Infallible>(event(status, format))
-        }))
-        .into_response();
-    }
+    let status = summary.status_at(now_ms());
+    let known = last_event(headers).unwrap_or_else(|| channel.known(&summary));
+    let first = (stage(status) > stage(known)).then(|| channel.event(status));
     if is_final(status) {
-        return match refusal {
-            Refusal::Requestor => {
+        return match channel {
+            // A frontend that subscribes after the session ended (the app was quicker than the
+            // page) learns the outcome instead of an error, which would leave it stuck; one
+            // that has it already is told not to reconnect (204 ends an EventSource).
+            Channel::Frontend => match first {
+                Some(e) => {
+                    Sse::new(stream::once(async move { Ok::<_, Infallible>(e) })).into_response()
+                }
+                None => StatusCode::NO_CONTENT.into_response(),
+            },
+            // Requestor and app channels answer as the reference does.
+            Channel::Requestor => {
                 HttpError::new(Kind::Unsupported, "session is finished").into_response()
             }
-            Refusal::App => HttpError::new(Kind::Exception, "session is finished").into_response(),
+            Channel::App => HttpError::new(Kind::Exception, "session is finished").into_response(),
         };
     }
-    // INITIALIZED is where every client starts (yivi-client even rejects it as an event), so
-    // only a later status is worth sending first: it tells a late subscriber what it missed.
-    let first =
-        (status != SessionStatus::Initialized).then(|| Ok::<_, Infallible>(event(status, format)));
-    let first = stream::iter(first);
-    let changes = follow(state.clone(), rx, ct, status, format);
+    let first = stream::iter(first.map(Ok::<_, Infallible>));
+    let changes = follow(state.clone(), rx, ct, status, channel);
     Sse::new(first.chain(changes))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
@@ -98,13 +146,13 @@ pub async fn stream(state: Shared, token: Token<'_>, format: Format, refusal: Re
 /// into TIMEOUT is never announced because nothing is written.
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// The changes of session `ct` after `last`, ending after its final status.
+/// The statuses of session `ct` after `last`, ending after its final status.
 fn follow(
     state: Shared,
     rx: broadcast::Receiver<StatusEvent>,
     ct: String,
     last: SessionStatus,
-    format: Format,
+    channel: Channel,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     stream::unfold((rx, Some(last)), move |(mut rx, last)| {
         let (state, ct) = (state.clone(), ct.clone());
@@ -128,13 +176,57 @@ fn follow(
                     }
                 };
                 match next {
-                    Some(status) if status != last => {
+                    Some(status) if stage(status) > stage(last) => {
                         let more = (!is_final(status)).then_some(status);
-                        return Some((Ok(event(status, format)), (rx, more)));
+                        return Some((Ok(channel.event(status)), (rx, more)));
                     }
                     _ => continue,
                 }
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SessionStatus::*;
+
+    #[test]
+    fn the_app_knows_what_its_connect_answered() {
+        let started = Summary::first(Initialized, None);
+        let pairing = started.then(Pairing, None);
+        let paired = pairing.then(Connected, None);
+        let direct = started.then(Connected, None);
+        assert_eq!(Channel::App.known(&started), Initialized);
+        assert_eq!(Channel::App.known(&pairing), Pairing);
+        assert_eq!(Channel::App.known(&paired), Pairing, "CONNECTED is news");
+        assert_eq!(
+            Channel::App.known(&paired.then(Connected, None)),
+            Pairing,
+            "also after the app fetched the request"
+        );
+        assert_eq!(Channel::App.known(&direct), Connected);
+        for s in [started, pairing, paired, direct] {
+            assert_eq!(Channel::Requestor.known(&s), Initialized);
+            assert_eq!(Channel::Frontend.known(&s), Initialized);
+        }
+    }
+
+    #[test]
+    fn a_reconnecting_client_says_what_it_has() {
+        let mut h = HeaderMap::new();
+        assert_eq!(last_event(&h), None);
+        h.insert("last-event-id", "PAIRING".parse().unwrap());
+        assert_eq!(last_event(&h), Some(Pairing));
+        h.insert("last-event-id", "nonsense".parse().unwrap());
+        assert_eq!(last_event(&h), None);
+    }
+
+    #[test]
+    fn statuses_only_move_forward() {
+        let order = [Initialized, Pairing, Connected, Done];
+        assert!(order.windows(2).all(|w| stage(w[0]) < stage(w[1])));
+        assert!(is_final(Cancelled) && is_final(Timeout) && !is_final(Connected));
+    }
 }

@@ -10,10 +10,10 @@ use crate::runtime::types::SessionStatus;
 fn write(record: &[u8], status: SessionStatus, keep_secs: u32) -> Write {
     Write {
         record: record.to_vec(),
-        summary: Summary {
+        summary: Summary::first(
             status,
-            lapses_at_ms: (status == SessionStatus::Initialized).then_some(1_000),
-        },
+            (status == SessionStatus::Initialized).then_some(1_000),
+        ),
         keep_secs,
     }
 }
@@ -80,15 +80,27 @@ async fn summaries_follow_writes<S: SessionStore>(s: &S) {
     assert_eq!(got_ct, ct);
     assert_eq!(
         summary,
-        Summary {
-            status: SessionStatus::Initialized,
-            lapses_at_ms: Some(1_000)
-        }
+        Summary::first(SessionStatus::Initialized, Some(1_000))
     );
     assert_eq!(summary.status_at(1_000), SessionStatus::Initialized);
     assert_eq!(summary.status_at(1_001), SessionStatus::Timeout);
     let l = s.load(Token::Client(&ct)).await.unwrap().unwrap();
-    s.save(&l, write(b"r2", SessionStatus::Done, 60))
+    assert_eq!(l.summary, summary, "a load carries the summary");
+    // The summary a write brings is kept whole, the status before the current one included.
+    let pairing = summary.then(SessionStatus::Pairing, Some(2_000));
+    let connected = pairing.then(SessionStatus::Connected, Some(3_000));
+    assert_eq!(connected.previous, Some(SessionStatus::Pairing));
+    let w = Write {
+        record: b"r2".to_vec(),
+        summary: connected,
+        keep_secs: 60,
+    };
+    assert_eq!(s.save(&l, w).await.unwrap(), Saved::Ok);
+    let (_, got) = s.summary(Token::Client(&ct)).await.unwrap().unwrap();
+    assert_eq!(got, connected);
+    let l = s.load(Token::Requestor(&rt)).await.unwrap().unwrap();
+    assert_eq!(l.summary, connected);
+    s.save(&l, write(b"r3", SessionStatus::Done, 60))
         .await
         .unwrap();
     let (_, summary) = s.summary(Token::Client(&ct)).await.unwrap().unwrap();

@@ -106,6 +106,7 @@ impl SessionStore for MemoryStore {
             ct: ct.to_owned(),
             rt: e.rt.clone(),
             record: e.record.clone(),
+            summary: e.summary,
             version: e.version,
         }))
     }
@@ -152,10 +153,7 @@ mod tests {
     #[tokio::test]
     async fn the_sweep_drops_expired_sessions() {
         let s = MemoryStore::new();
-        let summary = Summary {
-            status: SessionStatus::Done,
-            lapses_at_ms: None,
-        };
+        let summary = Summary::first(SessionStatus::Done, None);
         let w = |keep_secs| Write {
             record: b"x".to_vec(),
             summary,

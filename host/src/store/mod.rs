@@ -16,24 +16,53 @@ use tokio::sync::broadcast;
 
 use crate::runtime::types::SessionStatus;
 
-/// A session as loaded: its tokens, record and the version to compare against.
+/// A session as loaded: its tokens, record, summary and the version to compare against.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub ct: String,
     pub rt: String,
     pub record: Vec<u8>,
+    pub summary: Summary,
     pub version: u64,
 }
 
-/// What status polls need to know of a session, as the guest last declared it.
+/// What status polls and status streams need to know of a session, as the guest last
+/// declared it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     pub status: SessionStatus,
+    /// The status before `status` (none at the first): what a client that learnt the status
+    /// earlier may still believe. A stream tells the app the change from PAIRING to CONNECTED
+    /// that it missed, but not the CONNECTED its own connect already answered.
+    pub previous: Option<SessionStatus>,
     /// Unix milliseconds after which a status that is not final reads as TIMEOUT.
     pub lapses_at_ms: Option<i64>,
 }
 
 impl Summary {
+    /// A new session's summary.
+    pub fn first(status: SessionStatus, lapses_at_ms: Option<i64>) -> Summary {
+        Summary {
+            status,
+            previous: None,
+            lapses_at_ms,
+        }
+    }
+
+    /// The summary that replaces this one when the guest declares `status`: a write that
+    /// keeps the status (a cached response, say) keeps the previous one too.
+    pub fn then(&self, status: SessionStatus, lapses_at_ms: Option<i64>) -> Summary {
+        Summary {
+            status,
+            previous: if status == self.status {
+                self.previous
+            } else {
+                Some(self.status)
+            },
+            lapses_at_ms,
+        }
+    }
+
     /// The status at `now_ms`: the guest's lazy timeout rule (`now > deadline`), applied
     /// without the guest. Nothing is written; the next write persists the TIMEOUT.
     pub fn status_at(&self, now_ms: i64) -> SessionStatus {
@@ -113,7 +142,6 @@ pub trait SessionStore: Send + Sync + 'static {
     fn subscribe(&self) -> broadcast::Receiver<StatusEvent>;
 }
 
-/// How a status is written on the wire and in the store.
 /// How a status is written in JSON, in events and in the store.
 pub fn status_name(s: SessionStatus) -> &'static str {
     match s {
@@ -186,5 +214,28 @@ impl SessionStore for Store {
             Store::Memory(s) => s.subscribe(),
             Store::Redis(s) => s.subscribe(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SessionStatus::*;
+
+    #[test]
+    fn a_summary_remembers_the_status_before_the_current_one() {
+        let s = Summary::first(Initialized, Some(10));
+        assert_eq!(s.previous, None);
+        let s = s.then(Pairing, Some(20));
+        assert_eq!(
+            (s.status, s.previous, s.lapses_at_ms),
+            (Pairing, Some(Initialized), Some(20))
+        );
+        let s = s.then(Connected, Some(30));
+        assert_eq!(s.previous, Some(Pairing));
+        // A write that keeps the status (the app fetches the request) keeps what came before.
+        let s = s.then(Connected, Some(40));
+        assert_eq!((s.previous, s.lapses_at_ms), (Some(Pairing), Some(40)));
+        assert_eq!(s.then(Done, None).previous, Some(Connected));
     }
 }

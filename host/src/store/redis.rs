@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `token:<rt>` | the client token `ct` |
 //! | `session:<ct>` | the record, as the guest wrote it |
-//! | `status:<ct>` | `<version> <STATUS> <lapses-at-ms or -> <rt>`: the summary status polls read |
+//! | `status:<ct>` | `<version> [<PREVIOUS>>]<STATUS> <lapses-at-ms or -> <rt>`: the summary status polls read |
 //!
 //! Every write is one Lua script that compares the version in `status:<ct>` and writes all
 //! three keys, so two replicas racing on one session cannot both win (the loser reloads and
@@ -68,8 +68,7 @@ impl std::fmt::Debug for RedisOptions {
 }
 
 /// Compare-and-swap. KEYS: session, status, token. ARGV: expected version, record,
-/// Compare-and-swap. KEYS: session, status, token. ARGV: expected version, record,
-/// `"<STATUS> <lapse>"`, TTL in ms, rt. Returns 1 if written, 0 if the version moved on or the
+/// the summary (`[<PREVIOUS>>]<STATUS> <lapse>`), TTL in ms, rt. Returns 1 if written, 0 if the version moved on or the
 /// session is gone.
 const SAVE: &str = r#"
 local cur = redis.call('GET', KEYS[2])
@@ -290,15 +289,20 @@ fn parse_event(payload: &str) -> Option<StatusEvent> {
     })
 }
 
-/// `"<STATUS> <lapse>"`, the part of the status value after the version.
+/// `"[<PREVIOUS>>]<STATUS> <lapse>"`, the part of the status value after the version, e.g.
+/// `PAIRING>CONNECTED 1700000000000`.
 fn summary_value(s: &Summary) -> String {
+    let previous = match s.previous {
+        Some(p) => format!("{}>", status_name(p)),
+        None => String::new(),
+    };
     match s.lapses_at_ms {
-        Some(t) => format!("{} {t}", status_name(s.status)),
-        None => format!("{} -", status_name(s.status)),
+        Some(t) => format!("{previous}{} {t}", status_name(s.status)),
+        None => format!("{previous}{} -", status_name(s.status)),
     }
 }
 
-/// Parses `<version> <STATUS> <lapse> <rt>`.
+/// Parses `<version> [<PREVIOUS>>]<STATUS> <lapse> <rt>`.
 fn parse_status(value: &str) -> Result<(u64, Summary, String), StoreError> {
     let corrupt = || StoreError::Corrupt(format!("status entry {value:?}"));
     let mut parts = value.split(' ');
@@ -312,7 +316,11 @@ fn parse_status(value: &str) -> Result<(u64, Summary, String), StoreError> {
         return Err(corrupt());
     };
     let version = v.parse().map_err(|_| corrupt())?;
-    let status = status_from_name(s).ok_or_else(corrupt)?;
+    let (previous, status) = match s.split_once('>') {
+        Some((p, s)) => (Some(status_from_name(p).ok_or_else(corrupt)?), s),
+        None => (None, s),
+    };
+    let status = status_from_name(status).ok_or_else(corrupt)?;
     let lapses_at_ms = match l {
         "-" => None,
         l => Some(l.parse().map_err(|_| corrupt())?),
@@ -321,6 +329,7 @@ fn parse_status(value: &str) -> Result<(u64, Summary, String), StoreError> {
         version,
         Summary {
             status,
+            previous,
             lapses_at_ms,
         },
         rt.to_owned(),
@@ -375,11 +384,12 @@ impl SessionStore for RedisStore {
         let (Some(record), Some(status)) = (record, status) else {
             return Ok(None);
         };
-        let (version, _, rt) = parse_status(&status)?;
+        let (version, summary, rt) = parse_status(&status)?;
         Ok(Some(Loaded {
             ct,
             rt,
             record,
+            summary,
             version,
         }))
     }
@@ -446,16 +456,21 @@ mod tests {
 
     #[test]
     fn status_values_round_trip_and_bad_ones_are_refused() {
-        let s = Summary {
-            status: SessionStatus::Connected,
-            lapses_at_ms: Some(1_700_000_000_123),
-        };
+        let s = Summary::first(SessionStatus::Pairing, Some(1_700_000_000_123))
+            .then(SessionStatus::Connected, Some(1_700_000_000_456));
         let v = format!("7 {} {}", summary_value(&s), "R".repeat(20));
+        assert_eq!(
+            v,
+            format!("7 PAIRING>CONNECTED 1700000000456 {}", "R".repeat(20))
+        );
         assert_eq!(parse_status(&v).unwrap(), (7, s, "R".repeat(20)));
-        let done = Summary {
-            status: SessionStatus::Done,
-            lapses_at_ms: None,
-        };
+        let first = Summary::first(SessionStatus::Initialized, Some(5));
+        assert_eq!(summary_value(&first), "INITIALIZED 5");
+        assert_eq!(
+            parse_status("1 INITIALIZED 5 rt").unwrap(),
+            (1, first, "rt".into())
+        );
+        let done = s.then(SessionStatus::Done, None);
         assert_eq!(
             parse_status(&format!("2 {} rt", summary_value(&done))).unwrap(),
             (2, done, "rt".into())
@@ -465,6 +480,8 @@ mod tests {
             "1",
             "x DONE - rt",
             "1 BOGUS - rt",
+            "1 BOGUS>DONE - rt",
+            "1 DONE> - rt",
             "1 DONE x rt",
             "1 DONE - rt more",
         ] {
