@@ -14,28 +14,28 @@ guest:
     rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
     cargo build --release --locked -p irma-guest --target wasm32-wasip2 --target-dir target/guest
 
-# Build and start the server on 127.0.0.1:8088 (memory store, the project's demo scheme). It
-# serves the guest `just guest` builds and swaps in every rebuild without a restart.
+# It serves the guest `just guest` builds, and swaps in every rebuild without a restart.
+# Build and start the server on 127.0.0.1:8088 (memory store, the project's demo scheme).
 run: guest
     cargo build --release --locked -p irma-server
     @echo "Start a session from another terminal, for example:"
     @echo "  curl -s -H 'Content-Type: application/json' http://127.0.0.1:8088/session -d '{\"@context\":\"https://irma.app/ld/request/disclosure/v2\",\"disclose\":[[[\"stateless-demo.University.studentCard.studentID\"]]]}'"
     ./target/release/irma-server -l 127.0.0.1 -p 8088 --no-auth -s host/demo/irma_configuration -k host/demo/privatekeys --guest {{guest_wasm}}
 
-# Against a running `just run`: play requestor and app through issuance, disclosure and a
-# signature, printing every step.
+# Against a running `just run`: requestor and app through issuance, disclosure and a signature.
 demo url="http://127.0.0.1:8088":
     cargo run --release --locked -q -p irma-tests --bin irma-demo -- {{url}}
 
-# Run every test: unit and property tests, the recorded app sessions, and the real binary
-# driven over HTTP by the test wallet and the npm clients. One build: the server binary the
-# tests start is the one `cargo test` builds (with the guest built into it), so nothing is
-# compiled twice.
+# Unit and property tests, the recorded app sessions, and the real binary driven over HTTP by
+# the test wallet and the npm clients. One build: the server binary the tests start is the one
+# `cargo test` builds (with the guest built into it), so nothing is compiled twice.
+# Run every test.
 test: prerequisites
     cd tests/clients && (test -d node_modules || npm ci --no-audit --no-fund)
     cargo test --release --locked --workspace --no-run
     just guest-variants
     cargo test --release --locked --workspace
+    @test -d ../shared/testdata || echo "just test: skipped the 18 tests that read the real app's recordings and the irma-demo scheme (idemix transcripts and bad_input, 2 roundtrip, 1 session, 1 key-cache test): ../shared/testdata is not beside this clone"
 
 # Says what a fresh machine lacks for `just test`, and how to get it.
 prerequisites:
@@ -47,6 +47,8 @@ prerequisites:
     for tool in redis-server:redis-server nginx:nginx-light openssl:openssl node:nodejs npm:npm; do
       command -v "${tool%%:*}" >/dev/null || pkgs="$pkgs ${tool##*:}"
     done
+    # The irma crate (a third-party requestor client the tests use) links OpenSSL.
+    { command -v pkg-config >/dev/null && pkg-config --exists openssl; } || pkgs="$pkgs pkg-config libssl-dev"
     [ -z "$pkgs" ] || missing+=("apt-get install -y$pkgs")
     if [ ${#missing[@]} -gt 0 ]; then
       echo "just test needs first:" >&2
@@ -55,9 +57,9 @@ prerequisites:
       exit 1
     fi
 
-# Guest builds the tests swap in and refuse: chaos (containment), schema2 (a record-schema
-# migration), broken-self-check. Built where the guest is, so only the guest crate recompiles;
-# the last build puts the real guest back.
+# Built where the guest is, so only the guest crate recompiles; the last build puts the real
+# guest back.
+# Guest builds the tests swap in and refuse: chaos, schema2 (a migration), broken-self-check.
 guest-variants:
     for f in chaos schema2 broken-self-check; do \
       cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --features $f --target-dir target/guest && \
@@ -65,16 +67,18 @@ guest-variants:
     done
     just guest
 
-# Hot swap (Redis mode; Redis flags from IRMASERVER_* variables, e.g.
-# IRMASERVER_STORE_TYPE=redis IRMASERVER_REDIS_ADDR=127.0.0.1:6379 IRMASERVER_REDIS_PW=...):
-# publish a guest to every replica, roll back, show what every replica runs.
+# Hot swap in Redis mode, with the Redis flags in IRMASERVER_* variables, e.g.
+# IRMASERVER_STORE_TYPE=redis IRMASERVER_REDIS_ADDR=127.0.0.1:6379 IRMASERVER_REDIS_PW=...
+# Make a guest every replica's active version (checked first).
 guest-publish file=guest_wasm:
     cargo build --release -p irma-server
     ./target/release/irma-server guest publish {{file}}
 
+# Every replica back to the previous guest version, if that is safe.
 guest-rollback:
     ./target/release/irma-server guest rollback
 
+# The active guest version, its history, and what every replica runs.
 guest-status:
     ./target/release/irma-server guest status
 

@@ -125,6 +125,10 @@ mod tests {
     fn the_cache_answers_every_key_of_the_testdata_schemes() {
         let root =
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
+        // Without ../shared beside the project (`just test` says it skips this); CI has it.
+        if !root.is_dir() && std::env::var_os("IRMA_TESTDATA_REQUIRED").is_none() {
+            return;
+        }
         let conf = load(
             &root.join("irma_configuration"),
             Some(&root.join("privatekeys")),

@@ -70,7 +70,7 @@ http {{
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         let child = crate::process::spawn(cmd).expect("nginx runs (apt-get install nginx-light)");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + crate::PATIENCE;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "nginx did not start listening");
             std::thread::sleep(Duration::from_millis(20));

@@ -27,6 +27,19 @@ pub fn testdata() -> PathBuf {
     root().join("../shared/testdata")
 }
 
+/// Whether the test data of `../shared` is beside the project. A clone without it skips the
+/// tests that need it (`just test` says so); with `IRMA_TESTDATA_REQUIRED` set (CI) its
+/// absence fails instead.
+pub fn have_testdata() -> bool {
+    let present = testdata().join("irma_configuration").is_dir();
+    assert!(
+        present || std::env::var_os("IRMA_TESTDATA_REQUIRED").is_none(),
+        "IRMA_TESTDATA_REQUIRED is set, but {} is missing",
+        testdata().display()
+    );
+    present
+}
+
 /// `target/<profile>`, where this test binary's build put the server binary.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -60,6 +73,26 @@ pub fn guest_variant(name: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// How long a test waits for an outcome before it gives up. Generous on purpose: builds, guest
+/// compilations and other tests share two busy cores. Tests wait for outcomes and print how
+/// long they took; they never assert how fast something is (that is `just bench`'s job).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Waits until `done()` holds, checking every 20 ms for at most [`PATIENCE`], and returns how
+/// long it took; panics with `what()` (the state it is still in) otherwise.
+pub fn eventually(mut done: impl FnMut() -> bool, what: impl Fn() -> String) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "still not done after {PATIENCE:?}: {}",
+            what()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
 }
 
 pub fn free_port() -> u16 {
@@ -164,7 +197,7 @@ impl Drop for Server {
 }
 
 /// Follows `out`, a child's output, on a thread until a line contains `ready`. A child that
-/// says nothing of the kind within a minute is killed, and what it did say is shown. With a
+/// says nothing of the kind within [`PATIENCE`] is killed, and what it did say is shown. With a
 /// `name`, its error lines (all lines with `IRMA_TEST_LOG` set) are echoed, prefixed by it.
 pub fn wait_for_line(
     child: &mut Child,
@@ -183,7 +216,7 @@ pub fn wait_for_line(
             let _ = tx.send(line);
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + PATIENCE;
     let mut seen = Vec::new();
     loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -215,7 +248,7 @@ pub fn fails_to_start(schemes: Schemes, extra: &[&str]) -> String {
     }
     cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = process::spawn(cmd).expect("irma-server runs");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(!status.success(), "irma-server exited successfully");
@@ -270,9 +303,7 @@ fn answer(r: Result<ureq::Response, ureq::Error>) -> Answer {
 
 /// Sends a request with optional headers and body.
 pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .build();
+    let agent = ureq::AgentBuilder::new().timeout(PATIENCE).build();
     let mut req = agent.request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
@@ -377,12 +408,13 @@ impl Session {
         )
     }
 
-    /// Waits until the status is `want` (bounded).
-    pub fn wait_for(&self, want: &str, within: Duration) -> String {
+    /// Waits until the status is `want` (at most [`PATIENCE`]); returns the last one read.
+    pub fn wait_for(&self, want: &str) -> String {
         let start = Instant::now();
         loop {
             let s = self.status();
-            if s == want || start.elapsed() > within {
+            if s == want || start.elapsed() > PATIENCE {
+                eprintln!("{want} after {:?}", start.elapsed());
                 return s;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -400,9 +432,7 @@ impl Events {
     pub fn open(url: &str, headers: &[(&str, &str)]) -> Events {
         let (tx, rx) = mpsc::channel();
         let (opened_tx, opened) = mpsc::channel();
-        let agent = ureq::AgentBuilder::new()
-            .timeout_read(Duration::from_secs(60))
-            .build();
+        let agent = ureq::AgentBuilder::new().timeout_read(PATIENCE * 2).build();
         let mut req = agent.get(url);
         for (k, v) in headers {
             req = req.set(k, v);
@@ -427,7 +457,7 @@ impl Events {
                 }
             }
         });
-        match opened.recv_timeout(Duration::from_secs(30)) {
+        match opened.recv_timeout(PATIENCE) {
             Ok(Ok(200)) => Events { rx },
             other => panic!("{url}: no stream: {other:?}"),
         }
@@ -450,7 +480,7 @@ pub fn subscribe(url: String, auth: Option<String>, n: usize) -> mpsc::Receiver<
     let events = Events::open(&url, &headers);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(events.take(n, Duration::from_secs(60)));
+        let _ = tx.send(events.take(n, PATIENCE));
     });
     rx
 }

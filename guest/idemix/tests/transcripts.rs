@@ -150,6 +150,9 @@ fn assert_disclosed(s: &Session, v: &Verdict) {
 
 #[test]
 fn every_recorded_proof_verifies_to_its_recorded_outcome() {
+    if !common::have_testdata() {
+        return;
+    }
     for s in sessions() {
         let v = verify_as_recorded(&s, &s.body).unwrap_or_else(|e| panic!("{}: {e}", s.name));
         let expected: ProofStatus =
@@ -161,6 +164,9 @@ fn every_recorded_proof_verifies_to_its_recorded_outcome() {
 
 #[test]
 fn another_nonce_or_context_is_rejected() {
+    if !common::have_testdata() {
+        return;
+    }
     for s in sessions() {
         let nonce = big(&s.request["nonce"]);
         let context = big(&s.request["context"]);
@@ -226,6 +232,9 @@ fn bump(body: &Value, path: &[String]) -> String {
 
 #[test]
 fn any_single_changed_value_is_rejected() {
+    if !common::have_testdata() {
+        return;
+    }
     let mut checked = 0;
     for s in sessions() {
         let body: Value = serde_json::from_str(&s.body).unwrap();
@@ -257,6 +266,9 @@ fn any_single_changed_value_is_rejected() {
 
 #[test]
 fn recorded_issuer_output_verifies_and_our_issuer_signs_the_recorded_commitments() {
+    if !common::have_testdata() {
+        return;
+    }
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
     let c = conf();
@@ -328,6 +340,9 @@ fn recorded_issuer_output_verifies_and_our_issuer_signs_the_recorded_commitments
 
 #[test]
 fn the_timestamp_nonce_equals_what_the_app_sent_to_the_timestamp_server() {
+    if !common::have_testdata() {
+        return;
+    }
     let t = transcript("sign-message");
     let s = &t["verification"]["sessions"][0];
     let body = t["exchanges"][s["post_seq"].as_u64().unwrap() as usize]["request"]["body"]
@@ -348,6 +363,9 @@ fn the_timestamp_nonce_equals_what_the_app_sent_to_the_timestamp_server() {
 
 #[test]
 fn a_signature_against_another_message_is_unmatched_and_a_forged_timestamp_invalid() {
+    if !common::have_testdata() {
+        return;
+    }
     let s = sessions()
         .into_iter()
         .find(|s| s.kind == "signing")
@@ -412,6 +430,9 @@ fn a_signature_against_another_message_is_unmatched_and_a_forged_timestamp_inval
 
 #[test]
 fn disclosures_age_into_expired_and_missing_attributes_are_reported() {
+    if !common::have_testdata() {
+        return;
+    }
     let s = sessions()
         .into_iter()
         .find(|s| s.name.starts_with("disclose-studentid#"))

@@ -12,6 +12,19 @@ pub fn testdata() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata")
 }
 
+/// Whether the real app's recordings are beside the project. A clone without them skips the
+/// tests that read them (`just test` says so); with `IRMA_TESTDATA_REQUIRED` set (CI) their
+/// absence fails instead.
+pub fn have_testdata() -> bool {
+    let present = testdata().join("transcripts/index.json").is_file();
+    assert!(
+        present || std::env::var_os("IRMA_TESTDATA_REQUIRED").is_none(),
+        "IRMA_TESTDATA_REQUIRED is set, but {} is missing",
+        testdata().display()
+    );
+    present
+}
+
 /// The irma-demo, test and test2 schemes with their private keys, signatures checked.
 pub fn conf() -> &'static Configuration {
     static CONF: OnceLock<Configuration> = OnceLock::new();
