@@ -6,13 +6,17 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Where the guest is built: by `just guest` and by the server's build script, which embeds it.
-guest_wasm := "target/guest/wasm32-wasip2/release/irma_guest.wasm"
+# Where the guest is built, by `just guest` and by the server's build script (which embeds it).
+guest_build := "target/guest/wasm32-wasip2/release/irma_guest.wasm"
+# The guest `just guest` delivers and `just run` follows: only `just guest` writes it, so the
+# test builds of the guest never reach a running `just run`.
+guest_wasm := "target/guest/irma_guest.wasm"
 
 # Build the guest component (wasm32-wasip2) that the server runs.
 guest:
     rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
     cargo build --release --locked -p irma-guest --target wasm32-wasip2 --target-dir target/guest
+    cmp -s {{guest_build}} {{guest_wasm}} || { cp {{guest_build}} {{guest_wasm}}.new && mv {{guest_wasm}}.new {{guest_wasm}}; }
 
 # It serves the guest `just guest` builds, and swaps in every rebuild without a restart.
 # Build and start the server on 127.0.0.1:8088 (memory store, the project's demo scheme).
@@ -63,9 +67,9 @@ prerequisites:
 guest-variants:
     for f in chaos schema2 broken-self-check; do \
       cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --features $f --target-dir target/guest && \
-      cp {{guest_wasm}} target/guest/irma_guest_${f%-self-check}.wasm; \
+      cp {{guest_build}} target/guest/irma_guest_${f%-self-check}.wasm; \
     done
-    just guest
+    cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --target-dir target/guest
 
 # Hot swap in Redis mode, with the Redis flags in IRMASERVER_* variables, e.g.
 # IRMASERVER_STORE_TYPE=redis IRMASERVER_REDIS_ADDR=127.0.0.1:6379 IRMASERVER_REDIS_PW=...
