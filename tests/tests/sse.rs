@@ -56,6 +56,14 @@ fn every_channel_sees_connected_and_done() {
     assert_eq!((a.status, a.error().as_str()), (403, "UNAUTHORIZED"));
 }
 
+/// What the app reads when the pairing completed: it goes on.
+fn connected(via: Via) -> PairingWait {
+    PairingWait {
+        status: "CONNECTED".into(),
+        via,
+    }
+}
+
 /// A session whose frontend turned pairing on, and whose app has connected: PAIRING.
 fn pairing_session(front: &Server, app: &App) -> Session {
     let s = Session::start(front, &student_card("s2"));
@@ -97,13 +105,7 @@ fn the_app_waiting_for_pairing_reads_connected(front: &Server) {
         .recv_timeout(WAIT)
         .expect("the app learnt the pairing");
     println!("the app learnt the pairing after {:?}", started.elapsed());
-    assert_eq!(
-        wait,
-        PairingWait {
-            status: "CONNECTED".into(),
-            via: Via::Stream
-        }
-    );
+    assert_eq!(wait, connected(Via::Stream));
 }
 
 fn a_late_app_learns_the_pairing_it_missed(front: &Server) {
@@ -113,13 +115,7 @@ fn a_late_app_learns_the_pairing_it_missed(front: &Server) {
     // The app fetches the request (a write that keeps CONNECTED) only after pairing, but a
     // slow app may subscribe after the page completed it: CONNECTED comes first.
     let wait = app.wait_for_pairing(&s.u, || {});
-    assert_eq!(
-        wait,
-        PairingWait {
-            status: "CONNECTED".into(),
-            via: Via::Stream
-        }
-    );
+    assert_eq!(wait, connected(Via::Stream));
 }
 
 fn a_cancelled_pairing_is_rejected(front: &Server) {
@@ -154,13 +150,7 @@ fn without_sse_the_app_polls_for_pairing() {
     let s = pairing_session(&server, &app);
     let outcome = app_waits(app, &s);
     assert_eq!(s.pairing_completed().status, 204);
-    assert_eq!(
-        outcome.recv_timeout(WAIT).unwrap(),
-        PairingWait {
-            status: "CONNECTED".into(),
-            via: Via::Polling
-        }
-    );
+    assert_eq!(outcome.recv_timeout(WAIT).unwrap(), connected(Via::Polling));
 }
 
 #[test]
