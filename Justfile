@@ -6,16 +6,19 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
+# Cargo's target directory (CARGO_TARGET_DIR is honoured, as cargo does).
+target := env("CARGO_TARGET_DIR", "target")
 # Where the guest is built, by `just guest` and by the server's build script (which embeds it).
-guest_build := "target/guest/wasm32-wasip2/release/irma_guest.wasm"
+guest_dir := target / "guest"
+guest_build := guest_dir / "wasm32-wasip2/release/irma_guest.wasm"
 # The guest `just guest` delivers and `just run` follows: only `just guest` writes it, so the
 # test builds of the guest never reach a running `just run`.
-guest_wasm := "target/guest/irma_guest.wasm"
+guest_wasm := guest_dir / "irma_guest.wasm"
 
 # Build the guest component (wasm32-wasip2) that the server runs.
 guest:
     rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-    cargo build --release --locked -p irma-guest --target wasm32-wasip2 --target-dir target/guest
+    cargo build --release --locked -p irma-guest --target wasm32-wasip2 --target-dir {{guest_dir}}
     cmp -s {{guest_build}} {{guest_wasm}} || { cp {{guest_build}} {{guest_wasm}}.new && mv {{guest_wasm}}.new {{guest_wasm}}; }
 
 # It serves the guest `just guest` builds, and swaps in every rebuild without a restart.
@@ -24,7 +27,7 @@ run: guest
     cargo build --release --locked -p irma-server
     @echo "Start a session from another terminal, for example:"
     @echo "  curl -s -H 'Content-Type: application/json' http://127.0.0.1:8088/session -d '{\"@context\":\"https://irma.app/ld/request/disclosure/v2\",\"disclose\":[[[\"stateless-demo.University.studentCard.studentID\"]]]}'"
-    ./target/release/irma-server -l 127.0.0.1 -p 8088 --no-auth -s host/demo/irma_configuration -k host/demo/privatekeys --guest {{guest_wasm}}
+    {{target}}/release/irma-server -l 127.0.0.1 -p 8088 --no-auth -s host/demo/irma_configuration -k host/demo/privatekeys --guest {{guest_wasm}}
 
 # Against a running `just run`: requestor and app through issuance, disclosure and a signature.
 demo url="http://127.0.0.1:8088":
@@ -66,25 +69,25 @@ prerequisites:
 # Guest builds the tests swap in and refuse: chaos, schema2 (a migration), broken-self-check.
 guest-variants:
     for f in chaos schema2 broken-self-check; do \
-      cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --features $f --target-dir target/guest && \
-      cp {{guest_build}} target/guest/irma_guest_${f%-self-check}.wasm; \
+      cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --features $f --target-dir {{guest_dir}} && \
+      cp {{guest_build}} {{guest_dir}}/irma_guest_${f%-self-check}.wasm; \
     done
-    cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --target-dir target/guest
+    cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --target-dir {{guest_dir}}
 
 # Hot swap in Redis mode, with the Redis flags in IRMASERVER_* variables, e.g.
 # IRMASERVER_STORE_TYPE=redis IRMASERVER_REDIS_ADDR=127.0.0.1:6379 IRMASERVER_REDIS_PW=...
 # Make a guest every replica's active version (checked first).
 guest-publish file=guest_wasm:
     cargo build --release -p irma-server
-    ./target/release/irma-server guest publish {{file}}
+    {{target}}/release/irma-server guest publish {{file}}
 
 # Every replica back to the previous guest version, if that is safe.
 guest-rollback:
-    ./target/release/irma-server guest rollback
+    {{target}}/release/irma-server guest rollback
 
 # The active guest version, its history, and what every replica runs.
 guest-status:
-    ./target/release/irma-server guest status
+    {{target}}/release/irma-server guest status
 
 # Benchmarks: criterion natively, then the same workload natively and under wasmtime, in one run.
 bench:
