@@ -14,6 +14,8 @@ guest_build := guest_dir / "wasm32-wasip2/release/irma_guest.wasm"
 # The guest `just guest` delivers and `just run` follows: only `just guest` writes it, so the
 # test builds of the guest never reach a running `just run`.
 guest_wasm := guest_dir / "irma_guest.wasm"
+# Test builds of the guest (`just guest-variants`).
+variants_dir := target / "guest-variants"
 
 # Build the guest component (wasm32-wasip2) that the server runs.
 guest:
@@ -42,7 +44,7 @@ test: prerequisites
     cargo test --release --locked --workspace --no-run
     just guest-variants
     cargo test --release --locked --workspace
-    @test -d ../shared/testdata || echo "just test: skipped the 18 tests that read the real app's recordings and the irma-demo scheme (idemix transcripts and bad_input, 2 roundtrip, 1 session, 1 key-cache test): ../shared/testdata is not beside this clone"
+    @test -d ../shared/testdata || echo "just test: skipped the tests that read the real app's recordings and the irma-demo scheme (idemix transcripts and bad_input, two roundtrips, one session, the key cache): ../shared/testdata is not beside this clone"
 
 # Says what a fresh machine lacks for `just test`, and how to get it.
 prerequisites:
@@ -64,15 +66,14 @@ prerequisites:
       exit 1
     fi
 
-# Built where the guest is, so only the guest crate recompiles; the last build puts the real
-# guest back.
+# Their own target directory: a build of them must never be what the server's build script
+# finds where the real guest is built (it embeds what it finds).
 # Guest builds the tests swap in and refuse: chaos, schema2 (a migration), broken-self-check.
 guest-variants:
     for f in chaos schema2 broken-self-check; do \
-      cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --features $f --target-dir {{guest_dir}} && \
-      cp {{guest_build}} {{guest_dir}}/irma_guest_${f%-self-check}.wasm; \
+      cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --features $f --target-dir {{variants_dir}} && \
+      cp {{variants_dir}}/wasm32-wasip2/release/irma_guest.wasm {{variants_dir}}/irma_guest_${f%-self-check}.wasm; \
     done
-    cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --target-dir {{guest_dir}}
 
 # Hot swap in Redis mode, with the Redis flags in IRMASERVER_* variables, e.g.
 # IRMASERVER_STORE_TYPE=redis IRMASERVER_REDIS_ADDR=127.0.0.1:6379 IRMASERVER_REDIS_PW=...

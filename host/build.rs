@@ -2,9 +2,10 @@
 //! `irma-server` runs wherever it is copied or installed; `--guest FILE` still overrides it.
 //!
 //! The guest is built by a nested cargo in `<target dir>/guest`, the directory `just guest`
-//! builds in too, so the guest is compiled once whichever comes first. A separate directory is
-//! needed because this build holds the lock of its own. Set `IRMA_GUEST_WASM` to embed a
-//! component built elsewhere instead.
+//! builds in too, so the guest is compiled once whichever comes first (unless `RUSTFLAGS` or
+//! `CARGO_PROFILE_*` are set: this build leaves them out, `just guest` does not). A separate
+//! directory is needed because this build holds the lock of its own. Set `IRMA_GUEST_WASM` to
+//! embed a component built elsewhere instead.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -88,7 +89,9 @@ fn build_guest(workspace: &Path) -> PathBuf {
             cmd.env_remove(&*var);
         }
     }
+    // Cargo reads this script's stdout as instructions: the nested build's goes to stderr.
     let status = cmd
+        .stdout(std::io::stderr())
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo to build the guest: {e}"));
     if !status.success() {

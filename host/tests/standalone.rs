@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -84,7 +85,16 @@ fn the_binary_alone_serves_a_session_with_its_built_in_guest() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(&binary)
+    let mut cmd = Command::new(&binary);
+    // SAFETY: prctl is async-signal-safe. The server dies with this test process, however it
+    // ends (this thread outlives the server: it kills it before returning).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .current_dir(&dir.0)
         .env_clear()
         .env("HOME", &dir.0)

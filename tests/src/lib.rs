@@ -54,19 +54,20 @@ pub fn server_binary() -> PathBuf {
     profile_dir().join("irma-server")
 }
 
-/// `target/guest`, where the server's build script and `just guest` build the guest.
-fn guest_dir() -> PathBuf {
-    profile_dir().parent().expect("target/").join("guest")
+/// `target/`, where this test's build put everything.
+fn target_dir() -> PathBuf {
+    profile_dir().parent().expect("target/").to_owned()
 }
 
-/// The guest component, as built into the server binary.
+/// The guest component the server's build script built (and, unless `IRMA_GUEST_WASM` named
+/// another, built into the server).
 pub fn guest() -> PathBuf {
-    guest_dir().join("wasm32-wasip2/release/irma_guest.wasm")
+    target_dir().join("guest/wasm32-wasip2/release/irma_guest.wasm")
 }
 
 /// A test build of the guest (`chaos`, `schema2`, `broken`), made by `just guest-variants`.
 pub fn guest_variant(name: &str) -> PathBuf {
-    let p = guest_dir().join(format!("irma_guest_{name}.wasm"));
+    let p = target_dir().join(format!("guest-variants/irma_guest_{name}.wasm"));
     assert!(
         p.exists(),
         "{} is missing: `just guest-variants` builds it",

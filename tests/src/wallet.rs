@@ -16,7 +16,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::Value;
 
-use crate::{Answer, http};
+use crate::{Answer, PATIENCE, http};
 
 pub const APP_AUTH: &str = "AppAuthorization0001";
 
@@ -66,15 +66,21 @@ impl App {
 
     /// After a connect that asked for pairing, waits for the pairing as the real app does
     /// (irmago's `handlePairing` with `WaitStatusChanged`): it opens `statusevents` and takes
-    /// the first event as the new status; a stream that ends without one is reopened (with
-    /// `Last-Event-ID` if it had one); if no stream can be opened (not 200, or not
+    /// the first event as the new status; a stream that ends without one is reopened a second
+    /// later, as its SSE client does; if no stream can be opened (not 200, or not
     /// `text/event-stream`) it polls `status` every second until it is no longer PAIRING.
     /// `waiting` is called once it listens. The app goes on only if the status it read is
-    /// CONNECTED; anything else is its `pairingRejected`.
+    /// CONNECTED; anything else is its `pairingRejected`. (The app waits for ever; this wallet
+    /// gives up after twice [`PATIENCE`].)
     pub fn wait_for_pairing(&self, u: &str, waiting: impl FnOnce()) -> PairingWait {
         let mut waiting = Some(waiting);
         let mut last_id = None;
+        let deadline = Instant::now() + PATIENCE * 2;
         loop {
+            assert!(
+                Instant::now() < deadline,
+                "{u}/statusevents keeps ending without an event"
+            );
             match first_event(
                 &format!("{u}/statusevents"),
                 last_id.as_deref(),
@@ -96,7 +102,6 @@ impl App {
         if let Some(w) = waiting.take() {
             w();
         }
-        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             std::thread::sleep(Duration::from_secs(1));
             let s = http("GET", &format!("{u}/status"), &[], None);
@@ -316,7 +321,7 @@ enum Stream {
 fn first_event(url: &str, last_id: Option<&str>, waiting: &mut Option<impl FnOnce()>) -> Stream {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(10))
-        .timeout_read(Duration::from_secs(120))
+        .timeout_read(PATIENCE * 2)
         .build();
     let mut req = agent.get(url).set("Accept", "text/event-stream");
     if let Some(id) = last_id {

@@ -7,7 +7,7 @@
 //! `just guest-variants` (part of `just test`) builds the variants into `target/guest/`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +16,9 @@ use irma_tests::cluster::Cluster;
 use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{Schemes, Server, Session, eventually, get, guest, guest_variant, server_binary};
+use irma_tests::{
+    Schemes, Server, Session, eventually, get, guest, guest_variant, process, server_binary,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -93,24 +95,34 @@ fn until_all_run(servers: &[String], want: &str) -> Duration {
 const ADMIN: &str = "admin-token-of-the-test";
 
 /// `n` replicas on one Redis behind nginx, with the admin endpoints on and one compile cache in
-/// `cache` (which must live as long as they do).
+/// `cache` (which must live as long as they do). Their first guest is [`guest`], named
+/// explicitly so that the hashes the tests expect hold whatever guest is built in.
 fn cluster(n: usize, cache: &tempfile::TempDir) -> Cluster {
     let cache = cache.path().join("cache").display().to_string();
+    let v1 = guest().display().to_string();
     Cluster::start(
         n,
         Redis::start(),
-        &["--admin-token", ADMIN, "--guest-cache", &cache],
+        &[
+            "--admin-token",
+            ADMIN,
+            "--guest-cache",
+            &cache,
+            "--guest",
+            &v1,
+        ],
     )
 }
 
 /// `irma-server <flags> guest <args>` with the cluster's flags: (success, stdout + stderr).
 fn guest_cli(c: &Cluster, args: &[&str]) -> (bool, String) {
-    let out = Command::new(server_binary())
-        .args(&c.flags)
+    let mut cmd = Command::new(server_binary());
+    cmd.args(&c.flags)
         .args(["-q", "guest"])
         .args(args)
-        .output()
-        .unwrap();
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = process::spawn(cmd).unwrap().wait_with_output().unwrap();
     (
         out.status.success(),
         format!(

@@ -3,7 +3,8 @@
 //! the first event after PAIRING as the outcome of pairing); a client that subscribes late
 //! learns the change it missed. Without the flag, `SSE_DISABLED`.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use irma_tests::cluster::Cluster;
@@ -11,6 +12,7 @@ use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::wallet::{App, PairingWait, Via};
 use irma_tests::{Events, PATIENCE, Schemes, Server, Session, get, http, subscribe};
+use serde_json::json;
 
 const WAIT: Duration = PATIENCE;
 
@@ -222,6 +224,49 @@ fn no_channel_sends_the_status_its_client_knows() {
         None,
     );
     assert_eq!((done.status, done.body.as_str()), (204, ""));
+}
+
+#[test]
+fn a_stream_learns_of_a_timeout_while_other_sessions_keep_changing() {
+    // A lapse into TIMEOUT is written nowhere, so no one announces it: streams find it by
+    // re-reading the status every second, however many other sessions they hear of meanwhile.
+    let server = Server::start(Schemes::Demo, &["--sse"]);
+    let s = Session::start(&server, &json!({"timeout": 1, "request": disclosure()}));
+    let frontend = Events::open(
+        &format!("{}/frontend/statusevents", s.u),
+        &[("Authorization", &s.frontend_auth)],
+    );
+    let requestor = Events::open(
+        &format!("{}/session/{}/statusevents", server.url, s.token),
+        &[],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = {
+        let (stop, front) = (stop.clone(), Server::external(&server.url));
+        std::thread::spawn(move || {
+            let mut announced = 0;
+            while !stop.load(Ordering::Relaxed) {
+                assert_eq!(Session::start(&front, &disclosure()).cancel().status, 200);
+                announced += 1;
+            }
+            announced
+        })
+    };
+    let started = Instant::now();
+    let got = (frontend.take(2, WAIT), requestor.take(2, WAIT));
+    stop.store(true, Ordering::Relaxed);
+    let announced = busy.join().unwrap();
+    println!(
+        "TIMEOUT streamed {:?} after subscribing, among {announced} other announcements",
+        started.elapsed()
+    );
+    assert_eq!(
+        got,
+        (
+            vec![r#"{"status":"TIMEOUT"}"#.to_owned()],
+            vec!["\"TIMEOUT\"".to_owned()]
+        )
+    );
 }
 
 #[test]

@@ -26,6 +26,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use super::Shared;
 use super::errors::{HttpError, Kind};
@@ -116,6 +117,11 @@ pub async fn stream(
     let status = summary.status_at(now_ms());
     let known = last_event(headers).unwrap_or_else(|| channel.known(&summary));
     let first = (stage(status) > stage(known)).then(|| channel.event(status));
+    if is_final(known) && !is_final(status) {
+        // The client has a final status already (from a replica whose clock ran ahead, say):
+        // there is nothing more to tell it, and 204 stops an EventSource from reconnecting.
+        return StatusCode::NO_CONTENT.into_response();
+    }
     if is_final(status) {
         return match channel {
             // A frontend that subscribes after the session ended (the app was quicker than the
@@ -135,7 +141,13 @@ pub async fn stream(
         };
     }
     let first = stream::iter(first.map(Ok::<_, Infallible>));
-    let changes = follow(state.clone(), rx, ct, status, channel);
+    // What the client has by now: the status just sent, or a later one it says it has.
+    let has = if stage(known) > stage(status) {
+        known
+    } else {
+        status
+    };
+    let changes = follow(state.clone(), rx, ct, has, channel);
     Sse::new(first.chain(changes))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
@@ -146,6 +158,15 @@ pub async fn stream(
 /// into TIMEOUT is never announced because nothing is written.
 const RECHECK: Duration = Duration::from_secs(1);
 
+/// Where a stream is: the status its client has, and when it reads the summary next.
+struct Following {
+    rx: broadcast::Receiver<StatusEvent>,
+    last: SessionStatus,
+    /// A deadline, not a fresh timer per wait: every stream hears every session's
+    /// announcements, and a busy server would otherwise never get round to re-reading.
+    recheck_at: Instant,
+}
+
 /// The statuses of session `ct` after `last`, ending after its final status.
 fn follow(
     state: Shared,
@@ -154,19 +175,29 @@ fn follow(
     last: SessionStatus,
     channel: Channel,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    stream::unfold((rx, Some(last)), move |(mut rx, last)| {
+    let start = Following {
+        rx,
+        last,
+        recheck_at: Instant::now() + RECHECK,
+    };
+    stream::unfold(Some(start), move |following| {
         let (state, ct) = (state.clone(), ct.clone());
         async move {
-            let last = last?;
+            let mut f = following?;
             loop {
                 let next = tokio::select! {
-                    received = rx.recv() => match received {
+                    received = f.rx.recv() => match received {
                         Ok(e) if e.ct == ct => Some(e.status),
                         Ok(_) => None,
-                        Err(broadcast::error::RecvError::Lagged(_)) => None,
+                        // Announcements were dropped: read the summary at once instead.
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            f.recheck_at = Instant::now();
+                            None
+                        }
                         Err(broadcast::error::RecvError::Closed) => return None,
                     },
-                    _ = tokio::time::sleep(RECHECK) => {
+                    _ = tokio::time::sleep_until(f.recheck_at) => {
+                        f.recheck_at = Instant::now() + RECHECK;
                         match state.sessions.current_status(Token::Client(&ct)).await {
                             Ok(Some((_, s))) => Some(s),
                             // Expired: nothing more will happen.
@@ -175,12 +206,12 @@ fn follow(
                         }
                     }
                 };
-                match next {
-                    Some(status) if stage(status) > stage(last) => {
-                        let more = (!is_final(status)).then_some(status);
-                        return Some((Ok(channel.event(status)), (rx, more)));
-                    }
-                    _ => continue,
+                if let Some(status) = next
+                    && stage(status) > stage(f.last)
+                {
+                    f.last = status;
+                    let event = channel.event(status);
+                    return Some((Ok(event), (!is_final(status)).then_some(f)));
                 }
             }
         }

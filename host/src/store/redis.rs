@@ -10,6 +10,9 @@
 //! | `session:<ct>` | the record, as the guest wrote it |
 //! | `status:<ct>` | `<version> [<PREVIOUS>>]<STATUS> <lapses-at-ms or -> <rt>`: the summary status polls read |
 //!
+//! The status before the current one (`PREVIOUS>`) was added in December 2026; older replicas
+//! read such values as corrupt, so mixed old and new replicas do not share a Redis.
+//!
 //! Every write is one Lua script that compares the version in `status:<ct>` and writes all
 //! three keys, so two replicas racing on one session cannot both win (the loser reloads and
 //! reruns its transition). Reads are plain `GET`/`MGET` and never write. Status changes are
