@@ -29,7 +29,7 @@ impl Balancer {
 master_process off;
 worker_processes 1;
 pid {d}/nginx.pid;
-error_log {d}/error.log warn;
+error_log {d}/error.log info;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
@@ -88,5 +88,10 @@ impl Drop for Balancer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failed test shows what nginx saw (refused connections, replicas set aside).
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self._dir.path().join("error.log"));
+            eprintln!("[nginx error.log]\n{}", log.unwrap_or_default());
+        }
     }
 }

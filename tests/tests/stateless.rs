@@ -38,15 +38,20 @@ fn every_session_type_completes_across_replicas() {
     assert!((1..=(15 + 5) * 60).contains(&ttl), "TTL {ttl}");
     assert!(!c.redis.cli(&["GET", &format!("session:{ct}")]).is_empty());
 
-    // Consecutive requests land on different replicas.
-    let upstreams: BTreeSet<String> = (0..6)
-        .map(|_| get(&format!("{}/session/{}/status", c.front.url, s.token)))
-        .map(|a| {
+    // Every replica serves the session. (Round robin, unless nginx set a replica aside for a
+    // moment after a failed connection, so ask until each has answered.)
+    let (mut upstreams, mut asked) = (BTreeSet::new(), 0);
+    eventually(
+        || {
+            let a = get(&format!("{}/session/{}/status", c.front.url, s.token));
             assert_eq!(a.json(), "INITIALIZED");
-            a.upstream.expect("the balancer names the replica")
-        })
-        .collect();
-    assert_eq!(upstreams.len(), 3, "{upstreams:?}");
+            upstreams.insert(a.upstream.expect("the balancer names the replica"));
+            asked += 1;
+            upstreams.len() == 3
+        },
+        || "not every replica answered".into(),
+    );
+    eprintln!("every replica answered within {asked} requests");
 
     let a = app.run(&s.u);
     assert_eq!(
