@@ -8,15 +8,17 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use crate::keys::KeySource;
+use crate::permissions::{Permissions, Requestors};
 use crate::session::{self, Ctx};
 use crate::{
-    AppRequest, Config, ConnectRequest, Effect, Event, Outcome, Response, Started, Status,
+    AppRequest, Config, ConnectRequest, CreatedSession, Effect, Event, HttpAnswer, Outcome,
+    Outgoing, Response, Started, Status,
 };
 
 wit_bindgen::generate!({ world: "irma-session", path: "../wit" });
 
 use exports::irma::session::session::Guest;
-use irma::session::{arith, keys, types as wit};
+use irma::session::{arith, keys, requestors, types as wit};
 
 struct Component;
 
@@ -67,8 +69,28 @@ fn with_ctx<T>(ctx: &wit::Context, f: impl FnOnce(&mut Ctx) -> T) -> T {
         rng: rng(&ctx.random),
         config: &config,
         keys: &HostKeys,
+        requestors: &HostRequestors,
     };
     f(&mut c)
+}
+
+/// Requestor permissions and JWT signing, answered by the host.
+struct HostRequestors;
+
+impl Requestors for HostRequestors {
+    fn permissions(&self, name: &str) -> Permissions {
+        let p = requestors::get_permissions(name);
+        Permissions {
+            disclose: p.disclose,
+            sign: p.sign,
+            issue: p.issue,
+            hosts: p.hosts,
+        }
+    }
+
+    fn sign_jwt(&self, claims: &str) -> Option<String> {
+        requestors::sign_jwt(claims)
+    }
 }
 
 /// The host's native multi-exponentiation, installed on first use in this instance.
@@ -107,6 +129,8 @@ fn config(c: &wit::Config) -> Config {
             .iter()
             .filter_map(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
             .collect(),
+        jwt_key: c.jwt_key,
+        jwt_issuer: c.jwt_issuer.clone(),
     }
 }
 
@@ -179,6 +203,8 @@ fn event_from(e: wit::Event) -> Event {
     match e {
         wit::Event::RequestorStatus => Event::RequestorStatus,
         wit::Event::RequestorResult => Event::RequestorResult,
+        wit::Event::RequestorResultJwt => Event::RequestorResultJwt,
+        wit::Event::RequestorGetproof => Event::RequestorGetproof,
         wit::Event::RequestorCancel => Event::RequestorCancel,
         wit::Event::AppConnect(c) => Event::AppConnect(ConnectRequest {
             path: c.path,
@@ -195,6 +221,11 @@ fn event_from(e: wit::Event) -> Event {
         wit::Event::FrontendOptions(r) => Event::FrontendOptions(app(r)),
         wit::Event::FrontendPairingCompleted(a) => Event::FrontendPairingCompleted(a),
         wit::Event::Tick => Event::Tick,
+        wit::Event::NextSessionAnswer(a) => Event::NextSessionAnswer(HttpAnswer {
+            status: a.status,
+            content_type: a.content_type,
+            body: a.body,
+        }),
     }
 }
 
@@ -217,29 +248,44 @@ fn response(r: Response) -> wit::Response {
     }
 }
 
+fn outgoing(o: Outgoing) -> wit::Outgoing {
+    wit::Outgoing {
+        url: o.url,
+        content_type: o.content_type,
+        body: o.body,
+    }
+}
+
+fn created(c: CreatedSession) -> wit::CreatedSession {
+    wit::CreatedSession {
+        requestor_token: c.requestor_token,
+        client_token: c.client_token,
+        record: c.record,
+        status: status(c.status),
+        lapses_at_ms: c.lapses_at_ms,
+        wake_at_ms: c.wake_at_ms,
+        keep_secs: c.keep_secs,
+    }
+}
+
 fn outcome(o: Outcome) -> wit::Outcome {
     wit::Outcome {
         record: o.record,
         response: response(o.response),
         status: status(o.status),
         lapses_at_ms: o.lapses_at_ms,
+        wake_at_ms: o.wake_at_ms,
         keep_secs: o.keep_secs,
         effects: o
             .effects
             .into_iter()
             .map(|e| match e {
                 Effect::StatusChanged(s) => wit::Effect::StatusChanged(status(s)),
-                Effect::Callback {
-                    url,
-                    content_type,
-                    body,
-                } => wit::Effect::Callback(wit::Callback {
-                    url,
-                    content_type,
-                    body,
-                }),
+                Effect::Callback(o) => wit::Effect::Callback(outgoing(o)),
             })
             .collect(),
+        fetch: o.fetch.map(outgoing),
+        created: o.created.map(created),
     }
 }
 

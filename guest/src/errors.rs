@@ -22,6 +22,7 @@ pub enum ErrorKind {
     Exception,
     IssuanceFailed,
     InternalError,
+    NextSession,
     Unsupported,
 }
 
@@ -43,6 +44,7 @@ impl ErrorKind {
             Exception => "EXCEPTION",
             IssuanceFailed => "ISSUANCE_FAILED",
             InternalError => "INTERNAL_ERROR",
+            NextSession => "NEXT_SESSION",
             Unsupported => "UNSUPPORTED",
         }
     }
@@ -54,7 +56,7 @@ impl ErrorKind {
             | AttributesExpired => 400,
             Unauthorized | UnauthorizedSession | PairingRequired | UnexpectedRequest
             | UnknownPublicKey | KeyshareProofMissing => 403,
-            Exception | IssuanceFailed | InternalError => 500,
+            Exception | IssuanceFailed | InternalError | NextSession => 500,
             Unsupported => 501,
         }
     }
@@ -77,6 +79,7 @@ impl ErrorKind {
             Exception => "Encountered unexpected problem",
             IssuanceFailed => "Failed to create credential(s)",
             InternalError => "Internal server error",
+            NextSession => "Error starting next session",
             Unsupported => "Unsupported by this server",
         }
     }

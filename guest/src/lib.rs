@@ -5,13 +5,19 @@
 //!
 //! - [`session`]: the state machine, one function per event (start, connect, proofs, ...).
 //! - [`request`]: session requests from requestors: parsing, validation, enrichment.
+//! - [`permissions`]: what a requestor may ask for, and what the host signs for it.
+//! - [`outputs`]: results as requestors receive them: JWTs, callbacks, next-session bodies.
+//! - [`chain`]: chained sessions (`nextSession`).
 //! - [`record`]: the stored session record and its schema version.
 //! - [`keys`]: key material looked up on demand (WIT imports in the component).
 //! - [`errors`]: IRMA error names, statuses and descriptions.
 //! - `component` (wasm only): the WIT export glue.
 
+pub mod chain;
 pub mod errors;
 pub mod keys;
+pub mod outputs;
+pub mod permissions;
 pub mod record;
 pub mod request;
 pub mod session;
@@ -62,6 +68,10 @@ pub struct Config {
     pub augment_client_return_url: bool,
     pub allow_unsigned_callbacks: bool,
     pub timestamp_keys: Vec<[u8; 32]>,
+    /// The host can sign JWTs (`Requestors::sign_jwt`).
+    pub jwt_key: bool,
+    /// `iss` of the JWTs the server signs; empty: none.
+    pub jwt_issuer: String,
 }
 
 impl Default for Config {
@@ -74,6 +84,8 @@ impl Default for Config {
             augment_client_return_url: false,
             allow_unsigned_callbacks: false,
             timestamp_keys: Vec::new(),
+            jwt_key: false,
+            jwt_issuer: "irmaserver".into(),
         }
     }
 }
@@ -98,6 +110,8 @@ pub struct ConnectRequest {
 pub enum Event {
     RequestorStatus,
     RequestorResult,
+    RequestorResultJwt,
+    RequestorGetproof,
     RequestorCancel,
     AppConnect(ConnectRequest),
     AppRequest(AppRequest),
@@ -109,16 +123,44 @@ pub enum Event {
     FrontendOptions(AppRequest),
     FrontendPairingCompleted(Option<String>),
     Tick,
+    /// What the next-session endpoint answered to the outcome's `fetch`.
+    NextSessionAnswer(HttpAnswer),
+}
+
+/// What a server the host POSTed to answered; `status` 0: no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// A POST the host makes for the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub url: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     StatusChanged(Status),
-    Callback {
-        url: String,
-        content_type: String,
-        body: Vec<u8>,
-    },
+    /// Deliver the result to the requestor's callback URL (durably, after the commit).
+    Callback(Outgoing),
+}
+
+/// A session a transition started (a chained session's next one), stored before the
+/// transition's own record is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedSession {
+    pub requestor_token: String,
+    pub client_token: String,
+    pub record: Vec<u8>,
+    pub status: Status,
+    pub lapses_at_ms: Option<i64>,
+    pub wake_at_ms: Option<i64>,
+    pub keep_secs: u32,
 }
 
 /// The result of one transition (mirrors the WIT `outcome`).
@@ -129,8 +171,13 @@ pub struct Outcome {
     pub status: Status,
     /// When `status` turns into TIMEOUT unless the record is written again (not final only).
     pub lapses_at_ms: Option<i64>,
+    /// When the host must `Tick` the session unasked (a timeout with a callback).
+    pub wake_at_ms: Option<i64>,
     pub keep_secs: u32,
     pub effects: Vec<Effect>,
+    /// Not complete yet: POST this, then run `NextSessionAnswer` on `record` (uncommitted).
+    pub fetch: Option<Outgoing>,
+    pub created: Option<CreatedSession>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

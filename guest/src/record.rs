@@ -85,6 +85,13 @@ pub struct SessionResult {
     pub signature: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// The requestor token of the chained session that followed this one.
+    #[serde(
+        rename = "nextSession",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_session: Option<String>,
 }
 
 /// The last answer to an app request, replayed when the app retries (§1.11).
@@ -137,6 +144,18 @@ pub struct SessionRecord {
     /// The requestor that started the session (empty without authentication).
     #[serde(default)]
     pub requestor: String,
+    /// Where to fetch the next session of a chain (`nextSession.url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_session_url: Option<String>,
+    /// What earlier sessions of a chain disclosed, to be disclosed again (a condiscon).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub implicit_disclosure: Vec<Value>,
+    /// The session pointer of the next session, once started (frontend status shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Value>,
+    /// Proofs are verified and the next-session endpoint is being asked (never committed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_next: bool,
 }
 
 impl SessionRecord {

@@ -25,7 +25,10 @@ pub struct Parsed {
     pub validity: u64,
     pub timeout: u64,
     pub callback_url: Option<String>,
+    /// `nextSession` as given (its `url` is checked in validation).
     pub next_session: Option<Value>,
+    /// `nextSession.url`, once validated.
+    pub next_session_url: Option<String>,
 }
 
 /// Reads a plain session request (top-level `@context`) or an extended one (`request.@context`).
@@ -80,6 +83,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, IrmaError> {
         timeout: uint("timeout", 0)?,
         callback_url,
         next_session,
+        next_session_url: None,
         request,
     })
 }
@@ -114,6 +118,8 @@ pub struct Policy {
     pub production: bool,
     pub augment_client_return_url: bool,
     pub allow_unsigned_callbacks: bool,
+    /// The server signs results (callbacks and next-session POSTs may then go out).
+    pub jwt_key: bool,
 }
 
 /// Validates against the schemes and fills in what the server decides (§1.4 steps 4–7).
@@ -131,21 +137,23 @@ pub fn validate_and_enrich(
         if url.is_empty() {
             return Err(err(InvalidRequest, "nextSession.url is empty"));
         }
-        return Err(err(
-            Unsupported,
-            "nextSession is not supported by this server yet",
-        ));
+        p.next_session_url = Some(url.to_owned());
     }
-    if p.callback_url.is_some() {
-        // Refused rather than accepted and never delivered: the outbox that delivers callbacks
-        // after the commit comes with the Redis store. (Without --allow-unsigned-callbacks
-        // the reference refuses them too.)
-        let why = if policy.allow_unsigned_callbacks {
-            "callbackUrl is not supported by this server yet"
-        } else {
-            "callbackUrl needs a JWT private key or --allow-unsigned-callbacks"
-        };
-        return Err(err(Unsupported, why));
+    // Results leave the server unsigned only where the configuration says so.
+    if !policy.jwt_key && !policy.allow_unsigned_callbacks {
+        for (present, field) in [
+            (p.callback_url.is_some(), "callbackUrl"),
+            (p.next_session_url.is_some(), "nextSession"),
+        ] {
+            if present {
+                return Err(err(
+                    Unsupported,
+                    format!(
+                        "{field} needs a JWT private key (jwt_privkey) to sign results, or allow_unsigned_callbacks"
+                    ),
+                ));
+            }
+        }
     }
     match p.request.get("revocation") {
         None | Some(Value::Null) => {}

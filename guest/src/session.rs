@@ -1,7 +1,7 @@
 //! The session state machine (irma-server.md §2): one pure function per event, applied to a
 //! decoded record, producing the new record, the HTTP response and the effects.
 
-use irma_idemix::disclosure::{self, Check, Disclosure};
+use irma_idemix::disclosure::{self, Check, ConDisCon, Disclosure};
 use irma_idemix::issuance::{self, IssuanceRequest, IssueCommitmentMessage};
 use irma_idemix::proofs::Proof;
 use irma_idemix::signature::{self, SignatureRequest, SignedMessage, TimestampPolicy};
@@ -13,9 +13,11 @@ use sha2::{Digest, Sha256};
 
 use crate::errors::{ErrorKind::*, IrmaError, err};
 use crate::keys::{KeySource, Loader};
+use crate::permissions::{self, Requestors};
 use crate::record::{CachedResponse, Kind, SessionRecord, SessionResult, Status};
 use crate::request::{self, Policy};
-use crate::{Config, Effect, Event, Outcome, Response, Started};
+use crate::{Config, Effect, Event, Outcome, Outgoing, Response, Started};
+use crate::{chain, outputs};
 
 /// The one protocol version the server speaks to apps (irma-server.md §1.9).
 const PROTOCOL: (u32, u32) = (2, 8);
@@ -28,14 +30,15 @@ pub struct Ctx<'a> {
     pub rng: ChaCha20Rng,
     pub config: &'a Config,
     pub keys: &'a dyn KeySource,
+    pub requestors: &'a dyn Requestors,
 }
 
 impl Ctx<'_> {
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.now_ms.div_euclid(1000)
     }
 
-    fn token(&mut self) -> String {
+    pub(crate) fn token(&mut self) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         let mut out = String::with_capacity(20);
         while out.len() < 20 {
@@ -48,34 +51,77 @@ impl Ctx<'_> {
     }
 }
 
-/// `POST /session`.
+/// `POST /session`: `requestor` is who the host authenticated (`""` without authentication).
 pub fn start(body: &[u8], requestor: &str, ctx: &mut Ctx) -> Result<Started, Response> {
-    let mut parsed = request::parse(body).map_err(|e| e.response())?;
+    let parsed = request::parse(body).map_err(|e| e.response())?;
+    let (record, pointer) =
+        new_session(parsed, requestor, None, Vec::new(), ctx).map_err(|e| e.response())?;
+    let keep_secs = keep_secs(&record, ctx);
+    Ok(Started {
+        requestor_token: record.rt.clone(),
+        client_token: record.ct.clone(),
+        outcome: Outcome {
+            record: Some(record.encode()),
+            response: Response::json(200, &pointer),
+            status: Status::Initialized,
+            lapses_at_ms: lapses_at_ms(&record, ctx.config),
+            wake_at_ms: wake_at_ms(&record, ctx.config),
+            keep_secs,
+            effects: vec![Effect::StatusChanged(Status::Initialized)],
+            fetch: None,
+            created: None,
+        },
+    })
+}
+
+/// A new session from a parsed request (§1.4): the requestor's permissions (§3.3), validation
+/// against the schemes and the server's enrichment, then the record and the requestor's answer
+/// (`sessionPtr`, `token`, `frontendRequest`). A chained session passes the frontend
+/// authorization it keeps and what earlier sessions disclosed.
+pub(crate) fn new_session(
+    mut parsed: request::Parsed,
+    requestor: &str,
+    fa: Option<String>,
+    implicit_disclosure: Vec<Value>,
+    ctx: &mut Ctx,
+) -> Result<(SessionRecord, Value), IrmaError> {
+    let perms = ctx.requestors.permissions(requestor);
+    let cdc = request::disclose(&parsed.request)?;
+    let creds = match parsed.kind {
+        Kind::Issuing => request::credentials(&parsed.request)?,
+        _ => Vec::new(),
+    };
+    permissions::authorize(&perms, parsed.kind, &cdc, &creds)?;
+    let host = parsed
+        .request
+        .get("host")
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned);
+    if let Some(h) = &host {
+        permissions::authorize_host(&perms, h, url_host(&ctx.config.url))?;
+    }
     let rt = ctx.token();
     let ct = ctx.token();
-    let fa = ctx.token();
+    let fa = fa.unwrap_or_else(|| ctx.token());
     let mut loader = Loader::new(ctx.keys);
     let policy = Policy {
         production: ctx.config.production,
         augment_client_return_url: ctx.config.augment_client_return_url,
         allow_unsigned_callbacks: ctx.config.allow_unsigned_callbacks,
+        jwt_key: ctx.config.jwt_key,
     };
     let now = ctx.now();
-    request::validate_and_enrich(&mut parsed, &mut loader, &policy, now, &rt, &mut ctx.rng)
-        .map_err(|e| e.response())?;
+    request::validate_and_enrich(&mut parsed, &mut loader, &policy, now, &rt, &mut ctx.rng)?;
     let kind = parsed.kind;
     let pairing_hint = kind != Kind::Disclosing
-        || request::disclose(&parsed.request)
-            .unwrap_or_default()
-            .iter()
-            .flatten()
-            .flatten()
-            .any(|a| {
-                matches!(
-                    a,
-                    irma_idemix::disclosure::AttributeRequest::Full { value: Some(_), .. }
-                )
-            });
+        || parsed.next_session_url.is_some()
+        || cdc.iter().flatten().flatten().any(|a| {
+            matches!(
+                a,
+                irma_idemix::disclosure::AttributeRequest::Full { value: Some(_), .. }
+            )
+        });
     let record = SessionRecord {
         schema: crate::record::SCHEMA,
         rt: rt.clone(),
@@ -100,31 +146,34 @@ pub fn start(body: &[u8], requestor: &str, ctx: &mut Ctx) -> Result<Started, Res
             disclosed: None,
             signature: None,
             error: None,
+            next_session: None,
         },
         cache: None,
         requestor: requestor.into(),
+        next_session_url: parsed.next_session_url,
+        implicit_disclosure,
+        next: None,
+        awaiting_next: false,
     };
+    let mut u = format!("{}session/{ct}", ctx.config.url);
+    if let Some(h) = host {
+        u = u.replacen(url_host(&ctx.config.url), &h, 1);
+    }
     let mut pointer = json!({
-        "sessionPtr": {"u": format!("{}session/{ct}", ctx.config.url), "irmaqr": kind.name()},
+        "sessionPtr": {"u": u, "irmaqr": kind.name()},
         "token": rt,
         "frontendRequest": {"authorization": fa, "minProtocolVersion": "1.0", "maxProtocolVersion": "1.1"},
     });
     if pairing_hint {
         pointer["frontendRequest"]["pairingHint"] = Value::Bool(true);
     }
-    let keep_secs = keep_secs(&record, ctx);
-    Ok(Started {
-        requestor_token: rt,
-        client_token: ct,
-        outcome: Outcome {
-            record: Some(record.encode()),
-            response: Response::json(200, &pointer),
-            status: Status::Initialized,
-            lapses_at_ms: lapses_at_ms(&record, ctx.config),
-            keep_secs,
-            effects: vec![Effect::StatusChanged(Status::Initialized)],
-        },
-    })
+    Ok((record, pointer))
+}
+
+/// The host (and port) part of a URL.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 
 /// The self-check the host runs before a guest may serve: a synthetic session (no key material
@@ -155,9 +204,14 @@ pub fn self_check(ctx: &mut Ctx) -> Result<(), String> {
             disclosed: None,
             signature: None,
             error: None,
+            next_session: None,
         },
         cache: None,
         requestor: String::new(),
+        next_session_url: None,
+        implicit_disclosure: Vec::new(),
+        next: None,
+        awaiting_next: false,
     };
     let bytes = rec.encode();
     if SessionRecord::decode(&bytes)? != rec {
@@ -199,8 +253,11 @@ pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
                 response: err(InternalError, e).response(),
                 status: Status::Cancelled,
                 lapses_at_ms: None,
+                wake_at_ms: None,
                 keep_secs: 0,
                 effects: vec![],
+                fetch: None,
+                created: None,
             };
         }
     };
@@ -212,15 +269,35 @@ pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
         rec.result.status = Status::Timeout;
         rec.last_active_ms = ctx.now_ms;
     }
+    let mut created = None;
     let response = match event {
         Event::RequestorStatus | Event::AppStatus => Response::json(200, &rec.status.name()),
         Event::RequestorResult => Response::json(200, &rec.result),
+        Event::RequestorResultJwt => {
+            let claims = outputs::result_claims(&rec, ctx.config, ctx.now());
+            outputs::signed(&claims, ctx.requestors).unwrap_or_else(|e| e.response())
+        }
+        Event::RequestorGetproof => {
+            let claims = outputs::getproof_claims(&rec, ctx.config, ctx.now());
+            outputs::signed(&claims, ctx.requestors).unwrap_or_else(|e| e.response())
+        }
+        Event::NextSessionAnswer(a) => {
+            let (response, next) = chain::answer(&mut rec, ctx, a);
+            created = next;
+            response
+        }
         Event::RequestorCancel | Event::AppCancel => {
             cancel(&mut rec, ctx, None);
             Response::empty(200)
         }
         Event::FrontendStatus(auth) => frontend(&rec, auth.as_deref())
-            .map(|()| Response::json(200, &json!({"status": rec.status.name()})))
+            .map(|()| {
+                let mut status = json!({"status": rec.status.name()});
+                if let Some(next) = &rec.next {
+                    status["nextSession"] = next.clone();
+                }
+                Response::json(200, &status)
+            })
             .unwrap_or_else(|e| e.response()),
         Event::FrontendOptions(req) => frontend(&rec, req.authorization.as_deref())
             .and_then(|()| frontend_options(&mut rec, &req.body, ctx))
@@ -265,21 +342,40 @@ pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
             } else {
                 format!("{url}/")
             };
-            effects.push(Effect::Callback {
+            let (content_type, body) =
+                outputs::result_body(&rec, ctx.config, ctx.requestors, ctx.now());
+            effects.push(Effect::Callback(Outgoing {
                 url,
-                content_type: "application/json".into(),
-                body: serde_json::to_vec(&rec.result).expect("serializes"),
-            });
+                content_type,
+                body,
+            }));
         }
     }
+    // Valid proofs of a chained session: ask for the next session before anything is
+    // committed (the POST goes to the exact URL, with the result still CONNECTED).
+    let fetch = match (&rec.next_session_url, rec.awaiting_next) {
+        (Some(url), true) => {
+            let (content_type, body) =
+                outputs::result_body(&rec, ctx.config, ctx.requestors, ctx.now());
+            Some(Outgoing {
+                url: url.clone(),
+                content_type,
+                body,
+            })
+        }
+        _ => None,
+    };
     let keep_secs = keep_secs(&rec, ctx);
     Outcome {
         record: (rec != before).then(|| rec.encode()),
         response,
         status: rec.status,
         lapses_at_ms: lapses_at_ms(&rec, ctx.config),
+        wake_at_ms: wake_at_ms(&rec, ctx.config),
         keep_secs,
         effects,
+        fetch,
+        created,
     }
 }
 
@@ -294,13 +390,18 @@ fn deadline_ms(rec: &SessionRecord, config: &Config) -> i64 {
 }
 
 /// The instant after which the lazy timeout turns the status into TIMEOUT (`now > deadline`).
-fn lapses_at_ms(rec: &SessionRecord, config: &Config) -> Option<i64> {
+pub(crate) fn lapses_at_ms(rec: &SessionRecord, config: &Config) -> Option<i64> {
     (!rec.status.is_final()).then(|| deadline_ms(rec, config))
+}
+
+/// When the host must tick the session unasked: at its timeout, if a callback must then go out.
+pub(crate) fn wake_at_ms(rec: &SessionRecord, config: &Config) -> Option<i64> {
+    rec.callback_url.as_ref().and(lapses_at_ms(rec, config))
 }
 
 /// How long the store must keep the record: the remaining deadline plus the result lifetime, or
 /// for a finished session what is left of its result lifetime.
-fn keep_secs(rec: &SessionRecord, ctx: &Ctx) -> u32 {
+pub(crate) fn keep_secs(rec: &SessionRecord, ctx: &Ctx) -> u32 {
     let result_ms = ctx.config.session_result_lifetime_secs as i64 * 1000;
     let until = if rec.status.is_final() {
         rec.last_active_ms + result_ms
@@ -325,6 +426,7 @@ fn cancel(rec: &mut SessionRecord, ctx: &Ctx, error: Option<&IrmaError>) {
         disclosed: None,
         signature: None,
         error: error.map(IrmaError::body),
+        next_session: None,
     };
 }
 
@@ -504,21 +606,47 @@ fn pairing_completed(rec: &mut SessionRecord) -> Result<Response, IrmaError> {
     Ok(Response::empty(204))
 }
 
-/// Marks the session DONE with the verdict.
+/// Records the verdict and marks the session DONE; a chained session with a valid verdict stays
+/// CONNECTED, awaiting its next session (see [`chain`]), and with any other verdict it fails
+/// with `NEXT_SESSION` and stays as it was.
 fn finish(
     rec: &mut SessionRecord,
     ctx: &Ctx,
     status: ProofStatus,
     disclosed: Option<Value>,
     signature: Option<Value>,
-) {
-    rec.status = Status::Done;
+) -> Result<(), IrmaError> {
     rec.last_active_ms = ctx.now_ms;
-    rec.result.status = Status::Done;
+    let chained = rec.next_session_url.is_some();
+    if chained && status != ProofStatus::Valid {
+        return Err(err(
+            NextSession,
+            format!("no next session after proofs that are {status:?}"),
+        ));
+    }
     rec.result.proof_status = Some(status);
     // Go's `omitempty`: an empty list (issuance without disclosure) is left out.
     rec.result.disclosed = disclosed.filter(|d| !d.as_array().is_some_and(Vec::is_empty));
     rec.result.signature = signature;
+    if chained {
+        rec.awaiting_next = true;
+    } else {
+        rec.status = Status::Done;
+        rec.result.status = Status::Done;
+    }
+    Ok(())
+}
+
+/// What the request asks to disclose, with what earlier sessions of a chain disclosed.
+fn disclose_with_implicit(rec: &SessionRecord) -> Result<ConDisCon, IrmaError> {
+    let mut cdc = request::disclose(&rec.request)?;
+    for d in &rec.implicit_disclosure {
+        cdc.push(
+            serde_json::from_value(d.clone())
+                .map_err(|e| err(InternalError, format!("implicit disclosure: {e}")))?,
+        );
+    }
+    Ok(cdc)
 }
 
 fn disclosed_json(v: &irma_idemix::Verdict) -> Option<Value> {
@@ -529,7 +657,7 @@ fn disclosed_json(v: &irma_idemix::Verdict) -> Option<Value> {
 
 /// App `POST /proofs` in a disclosure or signing session.
 fn proofs(rec: &mut SessionRecord, ctx: &mut Ctx, body: &[u8]) -> Result<Response, IrmaError> {
-    let cdc = request::disclose(&rec.request)?;
+    let cdc = disclose_with_implicit(rec)?;
     let context = request::big_field(&rec.request, "context");
     let nonce = request::big_field(&rec.request, "nonce");
     let now = ctx.now();
@@ -597,7 +725,7 @@ fn proofs(rec: &mut SessionRecord, ctx: &mut Ctx, body: &[u8]) -> Result<Respons
         verdict.status,
         disclosed_json(&verdict),
         signature,
-    );
+    )?;
     Ok(Response::json(200, &json!({"proofStatus": verdict.status})))
 }
 
@@ -606,7 +734,7 @@ fn commitments(rec: &mut SessionRecord, ctx: &mut Ctx, body: &[u8]) -> Result<Re
     let msg: IssueCommitmentMessage =
         serde_json::from_slice(body).map_err(|e| err(MalformedInput, e.to_string()))?;
     rec.last_active_ms = ctx.now_ms;
-    let cdc = request::disclose(&rec.request)?;
+    let cdc = disclose_with_implicit(rec)?;
     let creds = request::credentials(&rec.request)?;
     let context = request::big_field(&rec.request, "context");
     let nonce = request::big_field(&rec.request, "nonce");
@@ -657,7 +785,7 @@ fn commitments(rec: &mut SessionRecord, ctx: &mut Ctx, body: &[u8]) -> Result<Re
             Err(e) => return fail(rec, ctx, err(IssuanceFailed, e.to_string())),
         }
     }
-    finish(rec, ctx, ProofStatus::Valid, disclosed_json(&verdict), None);
+    finish(rec, ctx, ProofStatus::Valid, disclosed_json(&verdict), None)?;
     Ok(Response::json(
         200,
         &json!({"proofStatus": "VALID", "sigs": sigs}),

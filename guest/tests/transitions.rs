@@ -1,6 +1,7 @@
 //! The state machine natively, with the clock pinned: lifetimes, the response cache's 10 s
 //! window, and what the store is told to keep.
 
+use irma_guest::permissions::AllowAll;
 use irma_guest::session::{self, Ctx};
 use irma_guest::{AppRequest, Config, ConnectRequest, Event, Outcome, Status};
 use irma_idemix::{Configuration, LoadOptions};
@@ -21,6 +22,7 @@ fn ctx<'a>(now_ms: i64, config: &'a Config, keys: &'a Configuration) -> Ctx<'a> 
         rng: ChaCha20Rng::seed_from_u64(now_ms as u64),
         config,
         keys,
+        requestors: &AllowAll,
     }
 }
 

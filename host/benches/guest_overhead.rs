@@ -56,6 +56,8 @@ fn main() {
         augment_client_return_url: false,
         allow_unsigned_callbacks: false,
         timestamp_keys: vec![],
+        jwt_key: false,
+        jwt_issuer: "irmaserver".into(),
     };
     let ctx = types::Context {
         now_ms: NOW_MS,
@@ -73,6 +75,7 @@ fn main() {
             rng: ChaCha20Rng::seed_from_u64(1),
             config: &native_config,
             keys: src,
+            requestors: &irma_guest::permissions::AllowAll,
         };
         session::transition(&record, event, &mut c)
     };
@@ -127,6 +130,7 @@ fn main() {
             rng: ChaCha20Rng::seed_from_u64(1),
             config: &native_config,
             keys: src,
+            requestors: &irma_guest::permissions::AllowAll,
         };
         session::start(request, "", &mut c).unwrap();
     });

@@ -1,13 +1,15 @@
 //! The command line, compatible with `irma server`: the same flag names (and short forms), each
 //! also settable as `IRMASERVER_<FLAG>` in the environment.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{ArgAction, Parser};
-use serde::Deserialize;
 
+use crate::jwt::JwtKey;
+use crate::requestors::{Lists, RequestorConfig, Requestors};
 use crate::store::redis::{RedisOptions, Tls};
 
 #[derive(Debug, Clone, Parser)]
@@ -45,9 +47,42 @@ pub struct Args {
     /// Disable requestor authentication (default: on, unless --production).
     #[arg(long, env = "IRMASERVER_NO_AUTH", num_args = 0..=1, default_missing_value = "true")]
     pub no_auth: Option<bool>,
-    /// Requestors as JSON: `{"name": {"auth_method": "token", "key": "..."}}`.
+    /// Requestors as JSON: `{"name": {"auth_method": "token|hmac|publickey", "key": "...",
+    /// "disclose_perms": [...], ...}}`.
     #[arg(long, env = "IRMASERVER_REQUESTORS")]
     pub requestors: Option<String>,
+    /// Attributes every requestor may ask to disclose (default `*`; empty: none).
+    #[arg(long, env = "IRMASERVER_DISCLOSE_PERMS", value_delimiter = ',', num_args = 0..)]
+    pub disclose_perms: Option<Vec<String>>,
+    /// Attributes every requestor may ask to sign with (default `*`; empty: none).
+    #[arg(long, env = "IRMASERVER_SIGN_PERMS", value_delimiter = ',', num_args = 0..)]
+    pub sign_perms: Option<Vec<String>>,
+    /// Credentials every requestor may issue (default `*`, none with --production).
+    #[arg(long, env = "IRMASERVER_ISSUE_PERMS", value_delimiter = ',', num_args = 0..)]
+    pub issue_perms: Option<Vec<String>>,
+    /// Credentials every requestor may revoke (revocation is not supported: must stay empty).
+    #[arg(long, env = "IRMASERVER_REVOKE_PERMS", value_delimiter = ',', num_args = 0..)]
+    pub revoke_perms: Option<Vec<String>>,
+    /// Do not require the issuer's private key for issue permissions.
+    #[arg(long, env = "IRMASERVER_SKIP_PRIVATE_KEYS_CHECK")]
+    pub skip_private_keys_check: bool,
+    /// Seconds a requestor's JWT stays acceptable after its `iat`.
+    #[arg(long, env = "IRMASERVER_MAX_REQUEST_AGE", default_value_t = 300)]
+    pub max_request_age: i64,
+    /// `iss` of the JWTs this server signs.
+    #[arg(
+        short = 'j',
+        long,
+        env = "IRMASERVER_JWT_ISSUER",
+        default_value = "irmaserver"
+    )]
+    pub jwt_issuer: String,
+    /// RSA private key (PEM) that signs result JWTs, callbacks and next-session requests.
+    #[arg(long, env = "IRMASERVER_JWT_PRIVKEY", hide_env_values = true)]
+    pub jwt_privkey: Option<String>,
+    /// File holding the JWT private key.
+    #[arg(long, env = "IRMASERVER_JWT_PRIVKEY_FILE")]
+    pub jwt_privkey_file: Option<PathBuf>,
     /// Enable server-sent events.
     #[arg(long, env = "IRMASERVER_SSE")]
     pub sse: bool,
@@ -168,13 +203,6 @@ pub enum GuestAction {
     Status,
 }
 
-#[derive(Debug, Deserialize)]
-struct RequestorConfig {
-    auth_method: String,
-    #[serde(default)]
-    key: Option<String>,
-}
-
 impl Args {
     /// The app-facing base URL, normalized as `irma server` does: trailing `/`, then `irma/`.
     pub fn app_url(&self) -> String {
@@ -204,32 +232,57 @@ impl Args {
         self.no_auth.unwrap_or(!self.production)
     }
 
-    /// `(name, token)` of each token requestor; `None` without authentication.
-    pub fn requestors(&self) -> Result<Option<Vec<(String, String)>>> {
-        let parsed: std::collections::BTreeMap<String, RequestorConfig> = match &self.requestors {
-            Some(json) => serde_json::from_str(json)?,
-            None => Default::default(),
+    /// The global permission lists: as given (an empty flag: none), else the defaults of
+    /// `irma server` (disclose and sign `*`, issue `*` but none with --production).
+    pub fn global_permissions(&self) -> Lists {
+        let given = |l: &Option<Vec<String>>, default: &[&str]| -> Vec<String> {
+            match l {
+                Some(l) => l.iter().filter(|p| !p.is_empty()).cloned().collect(),
+                None => default.iter().map(|s| s.to_string()).collect(),
+            }
+        };
+        let issue_default: &[&str] = if self.production { &[] } else { &["*"] };
+        Lists {
+            disclose: given(&self.disclose_perms, &["*"]),
+            sign: given(&self.sign_perms, &["*"]),
+            issue: given(&self.issue_perms, issue_default),
+            revoke: given(&self.revoke_perms, &[]),
+            hosts: Vec::new(),
+        }
+    }
+
+    /// The requestors: none with --no-auth (the anonymous requestor has the global lists),
+    /// else those of --requestors, each with its key.
+    pub fn requestors(&self) -> Result<Requestors> {
+        let parsed: BTreeMap<String, RequestorConfig> = match &self.requestors {
+            Some(json) if !json.trim().is_empty() => {
+                serde_json::from_str(json).map_err(|e| anyhow!("--requestors: {e}"))?
+            }
+            _ => BTreeMap::new(),
         };
         if self.no_auth() {
             if !parsed.is_empty() {
                 bail!("requestors configured together with --no-auth");
             }
-            return Ok(None);
+            return Ok(Requestors::anonymous(self.global_permissions()));
         }
-        if parsed.is_empty() {
-            bail!("no requestors configured; use --no-auth or --requestors");
-        }
-        let mut out = Vec::new();
-        for (name, r) in parsed {
-            match (r.auth_method.as_str(), r.key) {
-                ("token", Some(key)) if !key.is_empty() => out.push((name, key)),
-                ("token", _) => bail!("requestor {name} has no key"),
-                (m, _) => {
-                    bail!("requestor {name}: auth_method {m} is not supported yet (token only)")
-                }
+        Requestors::configured(parsed, self.global_permissions(), self.max_request_age)
+    }
+
+    /// The JWT key of `--jwt-privkey` or `--jwt-privkey-file`, if any.
+    pub fn jwt_key(&self) -> Result<Option<JwtKey>> {
+        let pem = match (
+            self.jwt_privkey.as_deref().filter(|k| !k.is_empty()),
+            &self.jwt_privkey_file,
+        ) {
+            (Some(_), Some(_)) => {
+                bail!("give either --jwt-privkey or --jwt-privkey-file, not both")
             }
-        }
-        Ok(Some(out))
+            (Some(k), None) => k.as_bytes().to_vec(),
+            (None, Some(f)) => read(f, "JWT private key")?,
+            (None, None) => return Ok(None),
+        };
+        JwtKey::from_pem(&pem).map(Some)
     }
 
     pub fn timestamp_keys(&self) -> Result<Vec<Vec<u8>>> {
@@ -412,22 +465,43 @@ mod tests {
         assert!(args(&[]).no_auth());
         assert!(!args(&["--production"]).no_auth());
         assert!(!args(&["--no-auth=false"]).no_auth());
-        assert_eq!(args(&[]).requestors().unwrap(), None);
+        assert!(!args(&[]).requestors().unwrap().authenticated());
         let a = args(&[
             "--no-auth=false",
             "--requestors",
             r#"{"a":{"auth_method":"token","key":"k"}}"#,
         ]);
-        assert_eq!(
-            a.requestors().unwrap(),
-            Some(vec![("a".into(), "k".into())])
-        );
+        assert!(a.requestors().unwrap().authenticated());
         let bad = args(&[
             "--no-auth=false",
             "--requestors",
-            r#"{"a":{"auth_method":"hmac","key":"k"}}"#,
+            r#"{"a":{"auth_method":"hmac","key":"not base64!"}}"#,
         ]);
         assert!(bad.requestors().is_err());
+    }
+
+    #[test]
+    fn global_permissions_default_as_irma_server_has_them() {
+        let dev = args(&[]).global_permissions();
+        assert_eq!(
+            (dev.disclose, dev.sign, dev.issue),
+            (
+                vec!["*".to_owned()],
+                vec!["*".to_owned()],
+                vec!["*".to_owned()]
+            )
+        );
+        assert!(dev.revoke.is_empty());
+        assert!(
+            args(&["--production"])
+                .global_permissions()
+                .issue
+                .is_empty()
+        );
+        let given =
+            args(&["--disclose-perms", "a.b.c.d,a.b.*", "--issue-perms="]).global_permissions();
+        assert_eq!(given.disclose, vec!["a.b.c.d", "a.b.*"]);
+        assert!(given.issue.is_empty(), "an empty flag means none");
     }
 
     #[test]

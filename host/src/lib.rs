@@ -4,6 +4,8 @@
 //! The host does all I/O; the guest decides. One module per concern:
 //! - [`config`]: the command line and `IRMASERVER_*` environment, as `irma server` has them.
 //! - [`schemes`]: scheme folders and issuer keys, answered to the guest's key lookups.
+//! - [`requestors`]: requestor authentication (tokens, JWTs) and permissions.
+//! - [`jwt`]: the server's JWT key, which signs results.
 //! - [`runtime`]: the wasmtime engine, compiling and checking guests, limits, one `Store` per
 //!   call.
 //! - [`embedded`]: the guest built into the binary, served unless `--guest` names another.
@@ -12,13 +14,21 @@
 //! - [`store`]: where session records live: [`store::memory`] or [`store::redis`].
 //! - [`session`]: the driver: load the record, call the guest, compare-and-swap, effects.
 //! - [`http`]: the axum routers for requestors, apps and frontends.
+//! - [`http_client`]: the server's own requests: next sessions, callbacks.
+//! - [`callbacks`]: delivers the outbox of callbacks, once, with retries.
+//! - [`timeouts`]: wakes sessions whose timeout owes a callback.
 
+pub mod callbacks;
 pub mod config;
 pub mod embedded;
 pub mod guests;
 pub mod http;
+pub mod http_client;
+pub mod jwt;
 pub mod registry;
+pub mod requestors;
 pub mod runtime;
 pub mod schemes;
 pub mod session;
 pub mod store;
+pub mod timeouts;

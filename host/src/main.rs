@@ -1,31 +1,47 @@
 //! `irma-server`: start-up and shutdown. Everything else is in the library's modules.
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use irma_server::config::{Args, Command, GuestAction, StoreChoice};
-use irma_server::embedded;
 use irma_server::guests::{self, Guests};
 use irma_server::http::{self, AppState};
+use irma_server::http_client::HttpClient;
 use irma_server::registry::{self, GuestCheck, Registry};
-use irma_server::runtime::{GuestHost, Runtime, types};
+use irma_server::runtime::{GuestHost, Imports, Runtime, types};
 use irma_server::schemes::{self, KeyCache};
 use irma_server::session::Sessions;
 use irma_server::store::Store;
 use irma_server::store::memory::MemoryStore;
 use irma_server::store::redis::{RedisStore, Tls};
+use irma_server::{callbacks, embedded, timeouts};
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args);
-    args.validate()?;
-    match &args.command {
-        None => serve(&args).await,
-        Some(Command::Guest { action }) => guest_command(&args, action).await,
+    let run = async {
+        args.validate()?;
+        match &args.command {
+            None => serve(&args).await,
+            Some(Command::Guest { action }) => guest_command(&args, action).await,
+        }
+    };
+    let done = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run));
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, causes included, as an operator reads it in a log.
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -39,6 +55,9 @@ fn guest_config(args: &Args) -> Result<types::Config> {
         augment_client_return_url: args.augment_client_return_url,
         allow_unsigned_callbacks: args.allow_unsigned_callbacks,
         timestamp_keys: args.timestamp_keys()?,
+        jwt_key: args.jwt_privkey.as_deref().is_some_and(|k| !k.is_empty())
+            || args.jwt_privkey_file.is_some(),
+        jwt_issuer: args.jwt_issuer.clone(),
     })
 }
 
@@ -46,9 +65,16 @@ async fn serve(args: &Args) -> Result<()> {
     let schemes_path = args.schemes_path.as_deref().context("--schemes-path")?;
     let conf = schemes::load(schemes_path, args.privkeys.as_deref())?;
     tracing::info!(schemes = ?conf.schemes.keys().collect::<Vec<_>>(), credential_types = conf.credential_types.len(), "schemes loaded");
-    let keys = Arc::new(KeyCache::from_configuration(&conf));
+    let requestors = Arc::new(args.requestors()?);
+    requestors.validate(&conf, args.skip_private_keys_check)?;
+    let jwt = args.jwt_key()?.map(Arc::new);
+    let imports = Imports {
+        keys: Arc::new(KeyCache::from_configuration(&conf)),
+        requestors: requestors.clone(),
+        jwt: jwt.clone(),
+    };
     let config = guest_config(args)?;
-    let host = GuestHost::new(keys, args.guest_concurrency, args.guest_cache())?;
+    let host = GuestHost::new(imports, args.guest_concurrency, args.guest_cache())?;
     let store = Arc::new(match args.store()? {
         StoreChoice::Memory => Store::Memory(MemoryStore::new()),
         StoreChoice::Redis(options) => {
@@ -81,9 +107,19 @@ async fn serve(args: &Args) -> Result<()> {
             registry::follow(Registry::new(redis), redis, guests.clone());
         }
     }
+    let sessions = Arc::new(Sessions::new(
+        guests,
+        store.clone(),
+        config,
+        HttpClient::new()?,
+    ));
+    // Work no request asks for: callbacks from the outbox, timeouts that owe a callback.
+    callbacks::deliver(store, sessions.http.clone(), sessions.callbacks_due.clone());
+    timeouts::wake(sessions.clone());
     let state = Arc::new(AppState {
-        sessions: Sessions::new(guests, store, config),
-        requestors: args.requestors()?,
+        sessions,
+        requestors,
+        jwt,
         sse: args.sse,
         registry,
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
@@ -168,7 +204,7 @@ async fn guest_command(args: &Args, action: &GuestAction) -> Result<()> {
     let check = || -> Result<GuestCheck> {
         let config = guest_config(args)?;
         Ok(GuestCheck {
-            host: GuestHost::new(Arc::new(KeyCache::default()), 4, args.guest_cache())?,
+            host: GuestHost::new(Imports::empty(), 4, args.guest_cache())?,
             keep_ms: (config.max_session_lifetime_secs as i64
                 + config.session_result_lifetime_secs as i64)
                 * 1000,

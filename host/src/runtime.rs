@@ -15,12 +15,15 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::jwt::JwtKey;
+use crate::requestors::Requestors;
 use crate::schemes::KeyCache;
 
 wasmtime::component::bindgen!({ world: "irma-session", path: "../wit" });
 
 pub use exports::irma::session::session::Guest as _GuestExports;
 pub use irma::session::keys;
+pub use irma::session::requestors as requestor_imports;
 pub use irma::session::types;
 
 /// How often the epoch advances; a call's deadline is counted in these ticks.
@@ -32,12 +35,32 @@ pub const MEMORY_LIMIT: usize = 64 << 20;
 /// Bytes of each pooled memory kept resident (and zeroed) between instances.
 pub const KEEP_RESIDENT: usize = 2 << 20;
 
+/// What the host answers to the guest's imports: scheme facts and issuer keys, requestor
+/// permissions, and JWT signing.
+#[derive(Clone)]
+pub struct Imports {
+    pub keys: Arc<KeyCache>,
+    pub requestors: Arc<Requestors>,
+    pub jwt: Option<Arc<JwtKey>>,
+}
+
+impl Imports {
+    /// No keys, no requestors, no JWT key: tools that only check guests.
+    pub fn empty() -> Imports {
+        Imports {
+            keys: Arc::new(KeyCache::default()),
+            requestors: Arc::new(Requestors::anonymous(Default::default())),
+            jwt: None,
+        }
+    }
+}
+
 /// Per-call host state.
 pub struct State {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
-    keys: Arc<KeyCache>,
+    imports: Imports,
 }
 
 impl WasiView for State {
@@ -51,19 +74,38 @@ impl WasiView for State {
 
 impl keys::Host for State {
     fn get_credential_type(&mut self, id: String) -> Option<keys::CredentialType> {
-        self.keys.credential_type(&id)
+        self.imports.keys.credential_type(&id)
     }
     fn find_credential_type(&mut self, hash: Vec<u8>) -> Option<String> {
-        self.keys.credential_type_by_hash(&hash)
+        self.imports.keys.credential_type_by_hash(&hash)
     }
     fn get_public_key(&mut self, issuer: String, counter: u32) -> Option<keys::PublicKey> {
-        self.keys.public_key(&issuer, counter)
+        self.imports.keys.public_key(&issuer, counter)
     }
     fn get_latest_private_key(&mut self, issuer: String) -> Option<keys::PrivateKey> {
-        self.keys.latest_private_key(&issuer)
+        self.imports.keys.latest_private_key(&issuer)
     }
     fn get_scheme(&mut self, id: String) -> Option<keys::Scheme> {
-        self.keys.scheme(&id)
+        self.imports.keys.scheme(&id)
+    }
+}
+
+impl requestor_imports::Host for State {
+    fn get_permissions(&mut self, name: String) -> requestor_imports::Permissions {
+        let l = self.imports.requestors.permissions(&name);
+        requestor_imports::Permissions {
+            disclose: l.disclose,
+            sign: l.sign,
+            issue: l.issue,
+            hosts: l.hosts,
+        }
+    }
+
+    fn sign_jwt(&mut self, claims: String) -> Option<String> {
+        let key = self.imports.jwt.as_ref()?;
+        key.sign(&claims)
+            .map_err(|e| tracing::error!("cannot sign a JWT: {e:#}"))
+            .ok()
     }
 }
 
@@ -90,12 +132,12 @@ impl irma::session::arith::Host for State {
 impl types::Host for State {}
 
 /// What loads guests: the process's engine (with its epoch ticker and instance pool), the
-/// linker of the host's imports, the key cache every guest reads, and where compiled guests
-/// are kept.
+/// linker of the host's imports, what those imports answer (shared by every guest), and where
+/// compiled guests are kept.
 pub struct GuestHost {
     engine: Engine,
     linker: Linker<State>,
-    keys: Arc<KeyCache>,
+    imports: Imports,
     cache_dir: Option<PathBuf>,
 }
 
@@ -111,7 +153,7 @@ pub fn guest_hash(bytes: &[u8]) -> String {
 impl GuestHost {
     /// `concurrency` sizes the instance pool; compiled guests are kept in `cache_dir`.
     pub fn new(
-        keys: Arc<KeyCache>,
+        imports: Imports,
         concurrency: u32,
         cache_dir: Option<PathBuf>,
     ) -> Result<Arc<GuestHost>> {
@@ -137,7 +179,7 @@ impl GuestHost {
         Ok(Arc::new(GuestHost {
             engine,
             linker,
-            keys,
+            imports,
             cache_dir,
         }))
     }
@@ -166,7 +208,7 @@ impl GuestHost {
         let mut runtime = Runtime {
             engine: self.engine.clone(),
             pre,
-            keys: self.keys.clone(),
+            imports: self.imports.clone(),
             hash,
             schemas_read: Vec::new(),
             schema_written: 0,
@@ -239,7 +281,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 pub struct Runtime {
     engine: Engine,
     pre: IrmaSessionPre<State>,
-    keys: Arc<KeyCache>,
+    imports: Imports,
     /// SHA-256 of the component.
     pub hash: String,
     pub schemas_read: Vec<u32>,
@@ -249,7 +291,11 @@ pub struct Runtime {
 impl Runtime {
     /// Loads the component `bytes` in a host of its own (benchmarks and tools).
     pub fn load(bytes: &[u8], keys: Arc<KeyCache>, concurrency: u32) -> Result<Runtime> {
-        GuestHost::new(keys, concurrency, None)?.load(
+        let imports = Imports {
+            keys,
+            ..Imports::empty()
+        };
+        GuestHost::new(imports, concurrency, None)?.load(
             bytes,
             &types::Config {
                 url: "http://127.0.0.1/irma/".into(),
@@ -259,6 +305,8 @@ impl Runtime {
                 augment_client_return_url: false,
                 allow_unsigned_callbacks: false,
                 timestamp_keys: Vec::new(),
+                jwt_key: false,
+                jwt_issuer: "irmaserver".into(),
             },
         )
     }
@@ -291,7 +339,7 @@ impl Runtime {
                 wasi,
                 table: ResourceTable::new(),
                 limits,
-                keys: self.keys.clone(),
+                imports: self.imports.clone(),
             },
         );
         store.limiter(|s| &mut s.limits);

@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tokio::sync::Notify;
+
 use crate::guests::Guests;
 use crate::http::errors::{HttpError, Kind};
+use crate::http_client::HttpClient;
 use crate::runtime::{Runtime, types};
 use crate::store::{
-    Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write, status_name,
+    Delivery, Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write, status_name,
 };
 
 /// How often a transition is recomputed when other requests keep winning the race.
@@ -47,6 +50,10 @@ pub struct Sessions<S> {
     pub guests: Arc<Guests>,
     pub store: Arc<S>,
     pub config: types::Config,
+    /// Requests to requestors' servers (next sessions).
+    pub http: HttpClient,
+    /// Woken after a commit that put callbacks in the outbox, so they go out at once.
+    pub callbacks_due: Arc<Notify>,
 }
 
 /// Unix milliseconds.
@@ -63,16 +70,45 @@ fn store_error(e: StoreError) -> HttpError {
     HttpError::new(Kind::InternalError, e.to_string())
 }
 
-/// What the store keeps of an outcome; `before` is the summary it replaces, if any.
-fn write(record: Vec<u8>, outcome: &types::Outcome, before: Option<&Summary>) -> Write {
+/// What the store keeps of an outcome; `before` is the summary it replaces, if any. The
+/// callbacks the outcome owes go into the outbox with the record (`rt` names them).
+fn write(record: Vec<u8>, outcome: &types::Outcome, before: Option<&Summary>, rt: &str) -> Write {
     let summary = match before {
         Some(b) => b.then(outcome.status, outcome.lapses_at_ms),
         None => Summary::first(outcome.status, outcome.lapses_at_ms),
     };
+    let outbox = outcome
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            types::Effect::Callback(cb) => Some(Delivery {
+                id: rt.to_owned(),
+                url: cb.url.clone(),
+                content_type: cb.content_type.clone(),
+                body: String::from_utf8_lossy(&cb.body).into_owned(),
+                created_ms: now_ms(),
+                attempts: 0,
+            }),
+            types::Effect::StatusChanged(_) => None,
+        })
+        .collect();
     Write {
         record,
         summary,
         keep_secs: outcome.keep_secs,
+        wake_at_ms: outcome.wake_at_ms,
+        outbox,
+    }
+}
+
+/// How the store keeps a session a transition started (a chained session's next one).
+fn created(c: &types::CreatedSession) -> Write {
+    Write {
+        record: c.record.clone(),
+        summary: Summary::first(c.status, c.lapses_at_ms),
+        keep_secs: c.keep_secs,
+        wake_at_ms: c.wake_at_ms,
+        outbox: Vec::new(),
     }
 }
 
@@ -88,11 +124,18 @@ fn context(config: &types::Config) -> types::Context {
 }
 
 impl<S: SessionStore> Sessions<S> {
-    pub fn new(guests: Arc<Guests>, store: Arc<S>, config: types::Config) -> Sessions<S> {
+    pub fn new(
+        guests: Arc<Guests>,
+        store: Arc<S>,
+        config: types::Config,
+        http: HttpClient,
+    ) -> Sessions<S> {
         Sessions {
             guests,
             store,
             config,
+            http,
+            callbacks_due: Arc::new(Notify::new()),
         }
     }
 
@@ -136,7 +179,7 @@ impl<S: SessionStore> Sessions<S> {
             .create(
                 &started.requestor_token,
                 &started.client_token,
-                write(record, &started.outcome, None),
+                write(record, &started.outcome, None, &started.requestor_token),
             )
             .await
         {
@@ -144,6 +187,32 @@ impl<S: SessionStore> Sessions<S> {
         }
         tracing::info!(status = ?started.outcome.status, "session started");
         started.outcome.response.into()
+    }
+
+    /// Runs the guest's transition: proofs and commitments off the async workers (they take
+    /// milliseconds of cryptography), everything else inline (cheaper than a thread hand-off).
+    async fn transition(
+        &self,
+        runtime: &Arc<Runtime>,
+        record: &[u8],
+        event: types::Event,
+    ) -> Result<types::Outcome, HttpError> {
+        let ctx = context(&self.config);
+        if matches!(
+            event,
+            types::Event::AppProofs(_) | types::Event::AppCommitments(_)
+        ) {
+            let record = record.to_vec();
+            return self
+                .blocking(runtime.clone(), move |rt| {
+                    rt.transition(&record, &event, &ctx)
+                })
+                .await;
+        }
+        runtime.transition(record, &event, &ctx).map_err(|e| {
+            tracing::error!("guest call failed: {e:#}");
+            HttpError::new(Kind::InternalError, "")
+        })
     }
 
     /// Applies `event` to the session named by `token`.
@@ -156,36 +225,55 @@ impl<S: SessionStore> Sessions<S> {
                 Ok(None) => return HttpError::new(Kind::SessionUnknown, "").into(),
                 Err(e) => return store_error(e).into(),
             };
-            let ctx = context(&self.config);
-            // Proofs and commitments take milliseconds of cryptography: off the async workers.
-            // Everything else is tens of microseconds, cheaper than a thread hand-off.
-            let heavy = matches!(
-                event,
-                types::Event::AppProofs(_) | types::Event::AppCommitments(_)
-            );
-            let outcome = if heavy {
-                let record = loaded.record.clone();
-                let ev = event.clone();
-                self.blocking(runtime.clone(), move |rt| rt.transition(&record, &ev, &ctx))
-                    .await
-            } else {
-                runtime
-                    .transition(&loaded.record, &event, &ctx)
-                    .map_err(|e| {
-                        tracing::error!("guest call failed: {e:#}");
-                        HttpError::new(Kind::InternalError, "")
-                    })
-            };
-            let outcome = match outcome {
+            let mut outcome = match self
+                .transition(&runtime, &loaded.record, event.clone())
+                .await
+            {
                 Ok(o) => o,
                 Err(e) => return e.into(),
             };
+            // Valid proofs of a chained session: what the next-session endpoint answers decides
+            // how the transition ends; only that end is committed.
+            if let Some(fetch) = outcome.fetch.take() {
+                let Some(pending) = outcome.record.take() else {
+                    return HttpError::new(
+                        Kind::InternalError,
+                        "guest asked for a next session without a record",
+                    )
+                    .into();
+                };
+                let answer = self.http.next_session(&fetch).await;
+                let next = types::Event::NextSessionAnswer(answer);
+                outcome = match self.transition(&runtime, &pending, next).await {
+                    Ok(o) if o.fetch.is_none() => o,
+                    Ok(_) => {
+                        return HttpError::new(
+                            Kind::InternalError,
+                            "guest asked for a next session twice",
+                        )
+                        .into();
+                    }
+                    Err(e) => return e.into(),
+                };
+            }
+            if let Some(c) = &outcome.created
+                && let Err(e) = self
+                    .store
+                    .create(&c.requestor_token, &c.client_token, created(c))
+                    .await
+            {
+                return store_error(e).into();
+            }
             if let Some(new) = outcome.record.clone() {
-                let w = write(new, &outcome, Some(&loaded.summary));
+                let w = write(new, &outcome, Some(&loaded.summary), &loaded.rt);
+                let callbacks = !w.outbox.is_empty();
                 match self.store.save(&loaded, w).await {
                     Ok(Saved::Ok) => {}
                     Ok(Saved::Conflict) => continue,
                     Err(e) => return store_error(e).into(),
+                }
+                if callbacks {
+                    self.callbacks_due.notify_one();
                 }
             }
             self.effects(&loaded.ct, outcome.effects).await;
@@ -208,9 +296,8 @@ impl<S: SessionStore> Sessions<S> {
                         })
                         .await;
                 }
-                types::Effect::Callback(cb) => {
-                    tracing::warn!(url = %cb.url, "result callbacks are not delivered yet");
-                }
+                // Committed with the record; the outbox delivers it.
+                types::Effect::Callback(_) => {}
             }
         }
     }

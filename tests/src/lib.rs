@@ -3,7 +3,9 @@
 
 pub mod balancer;
 pub mod cluster;
+pub mod keys;
 pub mod process;
+pub mod receiver;
 pub mod redis;
 pub mod requests;
 pub mod wallet;

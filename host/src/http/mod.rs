@@ -20,9 +20,11 @@ use errors::{HttpError, Kind};
 
 /// Shared state of all handlers.
 pub struct AppState {
-    pub sessions: Sessions<Store>,
-    /// `None` with `--no-auth`; else the token of each requestor.
-    pub requestors: Option<Vec<(String, String)>>,
+    pub sessions: Arc<Sessions<Store>>,
+    /// Who may start sessions, and how they authenticate.
+    pub requestors: Arc<crate::requestors::Requestors>,
+    /// The key that signs result JWTs (`--jwt-privkey`), if any.
+    pub jwt: Option<Arc<crate::jwt::JwtKey>>,
     /// Serve `statusevents` (`--sse`).
     pub sse: bool,
     /// The guest registry (Redis mode).

@@ -20,46 +20,10 @@ pub fn routes() -> Router<Shared> {
         .route("/session/{rt}/status", get(status))
         .route("/session/{rt}/result", get(result))
         .route("/session/{rt}/statusevents", get(statusevents))
-        .route("/session/{rt}/result-jwt", get(no_jwt_key))
-        .route("/session/{rt}/getproof", get(no_jwt_key))
-        .route("/publickey", get(no_public_key))
+        .route("/session/{rt}/result-jwt", get(result_jwt))
+        .route("/session/{rt}/getproof", get(getproof))
+        .route("/publickey", get(publickey))
         .route("/health", get(|| async { "OK" }))
-}
-
-/// Which requestor sent this, by the authenticator rules of irma-server.md §3.1 (none and
-/// token for now; hmac and publickey JWTs slot in here).
-fn authenticate(state: &Shared, headers: &HeaderMap) -> Result<String, HttpError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if !content_type.starts_with("application/json") {
-        if content_type.starts_with("text/plain") {
-            return Err(HttpError::new(
-                Kind::InvalidRequest,
-                "request could not be authenticated",
-            ));
-        }
-        return Err(HttpError::new(
-            Kind::InvalidRequest,
-            format!("Unsupported Content-Type: {content_type}"),
-        ));
-    }
-    match (&state.requestors, authorization) {
-        (None, None) => Ok(String::new()),
-        (Some(requestors), Some(token)) => requestors
-            .iter()
-            .find(|(_, key)| key == token)
-            .map(|(name, _)| name.clone())
-            .ok_or_else(|| HttpError::new(Kind::Unauthorized, "")),
-        _ => Err(HttpError::new(
-            Kind::InvalidRequest,
-            "request could not be authenticated",
-        )),
-    }
 }
 
 async fn start(
@@ -71,13 +35,14 @@ async fn start(
         Ok(b) => b,
         Err(e) => return super::body_error(e).into_response(),
     };
-    let requestor = match authenticate(&state, &headers) {
-        Ok(r) => r,
+    let now = crate::session::now_ms() / 1000;
+    let authenticated = match state.requestors.authenticate(&headers, &body, now) {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
     state
         .sessions
-        .start(body.to_vec(), requestor)
+        .start(authenticated.request, authenticated.requestor)
         .await
         .into_response()
 }
@@ -133,12 +98,35 @@ async fn statusevents(
     .await
 }
 
-/// JWT outputs need `--jwt-privkey`, which this server does not support yet; like the
-/// reference without a key, the answer comes before any session lookup.
-async fn no_jwt_key() -> Response {
+/// The result as a JWT signed with the server's key. Without a key the answer comes before
+/// any session lookup, as the reference's.
+async fn result_jwt(State(state): State<Shared>, Path(rt): Path<String>) -> Response {
+    if state.jwt.is_none() {
+        return no_jwt_key();
+    }
+    on_session(state, rt, Event::RequestorResultJwt).await
+}
+
+/// The legacy `irma_api_server` proof JWT.
+async fn getproof(State(state): State<Shared>, Path(rt): Path<String>) -> Response {
+    if state.jwt.is_none() {
+        return no_jwt_key();
+    }
+    on_session(state, rt, Event::RequestorGetproof).await
+}
+
+fn no_jwt_key() -> Response {
     HttpError::new(Kind::Exception, "JWT signing not supported").into_response()
 }
 
-async fn no_public_key() -> Response {
-    HttpError::new(Kind::Unsupported, "no JWT private key configured").into_response()
+/// The public half of the JWT key, as a PEM `PUBLIC KEY` block.
+async fn publickey(State(state): State<Shared>) -> Response {
+    match &state.jwt {
+        Some(key) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            key.public_pem().to_owned(),
+        )
+            .into_response(),
+        None => HttpError::new(Kind::Unsupported, "no JWT private key configured").into_response(),
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Saved, SessionStore, StatusEvent, Summary, Token, Write};
+use super::{Delivery, Loaded, Saved, SessionStore, StatusEvent, Summary, Token, Write};
 use crate::runtime::types::SessionStatus;
 
 fn write(record: &[u8], status: SessionStatus, keep_secs: u32) -> Write {
@@ -15,6 +15,8 @@ fn write(record: &[u8], status: SessionStatus, keep_secs: u32) -> Write {
             (status == SessionStatus::Initialized).then_some(1_000),
         ),
         keep_secs,
+        wake_at_ms: None,
+        outbox: Vec::new(),
     }
 }
 
@@ -34,7 +36,120 @@ pub async fn check<S: SessionStore>(s: &S) {
     compare_and_swap_takes_one_writer_per_version(s).await;
     summaries_follow_writes(s).await;
     announcements_reach_subscribers(s).await;
+    callbacks_are_committed_with_the_write_and_leased(s).await;
+    wakeups_follow_writes_and_are_leased(s).await;
     entries_expire_after_their_keep_time(s).await;
+}
+
+async fn callbacks_are_committed_with_the_write_and_leased<S: SessionStore>(s: &S) {
+    let (rt, ct) = tokens();
+    s.create(&rt, &ct, write(b"r", SessionStatus::Connected, 60))
+        .await
+        .unwrap();
+    let l = s.load(Token::Client(&ct)).await.unwrap().unwrap();
+    let delivery = Delivery {
+        id: rt.clone(),
+        url: "http://127.0.0.1:9/cb/".into(),
+        content_type: "application/json".into(),
+        body: "{\"status\":\"DONE\"}".into(),
+        created_ms: 5_000,
+        attempts: 0,
+    };
+    let mut w = write(b"done", SessionStatus::Done, 60);
+    w.outbox = vec![delivery.clone()];
+    // A write that loses the race commits no callback.
+    let stale = Loaded {
+        version: l.version + 7,
+        ..l.clone()
+    };
+    assert_eq!(s.save(&stale, w.clone()).await.unwrap(), Saved::Conflict);
+    let mine = |v: Vec<Delivery>| v.into_iter().filter(|d| d.id == rt).collect::<Vec<_>>();
+    assert!(
+        mine(
+            s.claim_deliveries(i64::MAX / 2, i64::MAX / 2, 100)
+                .await
+                .unwrap()
+        )
+        .is_empty()
+    );
+    assert_eq!(s.save(&l, w).await.unwrap(), Saved::Ok);
+    // Due from its creation; claimed once until the lease ends.
+    assert!(mine(s.claim_deliveries(4_999, 10_000, 100).await.unwrap()).is_empty());
+    assert_eq!(
+        mine(s.claim_deliveries(5_000, 10_000, 100).await.unwrap()),
+        vec![delivery.clone()]
+    );
+    assert!(mine(s.claim_deliveries(9_999, 20_000, 100).await.unwrap()).is_empty());
+    assert_eq!(
+        mine(s.claim_deliveries(10_000, 20_000, 100).await.unwrap()),
+        vec![delivery.clone()],
+        "a lease that ran out: due again"
+    );
+    let retried = Delivery {
+        attempts: 1,
+        ..delivery.clone()
+    };
+    s.retry_delivery(&retried, 12_000).await.unwrap();
+    assert_eq!(
+        mine(s.claim_deliveries(12_000, 30_000, 100).await.unwrap()),
+        vec![retried]
+    );
+    s.finish_delivery(&rt).await.unwrap();
+    assert!(
+        mine(
+            s.claim_deliveries(i64::MAX / 2, i64::MAX / 2, 100)
+                .await
+                .unwrap()
+        )
+        .is_empty()
+    );
+}
+
+async fn wakeups_follow_writes_and_are_leased<S: SessionStore>(s: &S) {
+    let (rt, ct) = tokens();
+    let mut w = write(b"r", SessionStatus::Initialized, 60);
+    w.wake_at_ms = Some(7_000);
+    s.create(&rt, &ct, w).await.unwrap();
+    let mine = |v: Vec<String>| v.into_iter().filter(|c| *c == ct).count();
+    assert_eq!(mine(s.claim_wakeups(6_999, 8_000, 100).await.unwrap()), 0);
+    assert_eq!(mine(s.claim_wakeups(7_000, 8_000, 100).await.unwrap()), 1);
+    assert_eq!(
+        mine(s.claim_wakeups(7_999, 9_000, 100).await.unwrap()),
+        0,
+        "leased"
+    );
+    // A write moves the wake-up; a final one (none) removes it.
+    let l = s.load(Token::Client(&ct)).await.unwrap().unwrap();
+    let mut w = write(b"r2", SessionStatus::Connected, 60);
+    w.wake_at_ms = Some(20_000);
+    assert_eq!(s.save(&l, w).await.unwrap(), Saved::Ok);
+    assert_eq!(mine(s.claim_wakeups(19_999, 30_000, 100).await.unwrap()), 0);
+    let l = s.load(Token::Client(&ct)).await.unwrap().unwrap();
+    assert_eq!(
+        s.save(&l, write(b"r3", SessionStatus::Timeout, 60))
+            .await
+            .unwrap(),
+        Saved::Ok
+    );
+    assert_eq!(
+        mine(
+            s.claim_wakeups(i64::MAX / 2, i64::MAX / 2, 100)
+                .await
+                .unwrap()
+        ),
+        0
+    );
+    // And one that is dropped is gone.
+    let (rt2, ct2) = tokens();
+    let mut w = write(b"r", SessionStatus::Initialized, 60);
+    w.wake_at_ms = Some(1);
+    s.create(&rt2, &ct2, w).await.unwrap();
+    s.drop_wakeup(&ct2).await.unwrap();
+    let all = s
+        .claim_wakeups(i64::MAX / 2, i64::MAX / 2, 1000)
+        .await
+        .unwrap();
+    assert!(!all.contains(&ct2));
 }
 
 async fn compare_and_swap_takes_one_writer_per_version<S: SessionStore>(s: &S) {
@@ -94,6 +209,8 @@ async fn summaries_follow_writes<S: SessionStore>(s: &S) {
         record: b"r2".to_vec(),
         summary: connected,
         keep_secs: 60,
+        wake_at_ms: None,
+        outbox: Vec::new(),
     };
     assert_eq!(s.save(&l, w).await.unwrap(), Saved::Ok);
     let (_, got) = s.summary(Token::Client(&ct)).await.unwrap().unwrap();

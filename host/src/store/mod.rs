@@ -73,12 +73,32 @@ impl Summary {
     }
 }
 
-/// One write of a session: the record, its summary and how long to keep both.
+/// One write of a session: the record, its summary and how long to keep both, when the
+/// session must be woken unasked, and the callbacks this write owes (committed with it).
 #[derive(Debug, Clone)]
 pub struct Write {
     pub record: Vec<u8>,
     pub summary: Summary,
     pub keep_secs: u32,
+    /// Unix ms at which to run `tick` on the session even if no one asks; none: never.
+    pub wake_at_ms: Option<i64>,
+    pub outbox: Vec<Delivery>,
+}
+
+/// A callback to deliver (an outbox entry): committed atomically with the write that ended its
+/// session, delivered after the commit by whichever replica leases it, retried until accepted
+/// or given up.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    /// Stable across retries and replicas: the receiver's `Idempotency-Key`.
+    pub id: String,
+    pub url: String,
+    pub content_type: String,
+    /// A result object or a JWT: text.
+    pub body: String,
+    pub created_ms: i64,
+    /// Failed attempts so far.
+    pub attempts: u32,
 }
 
 /// Which token a request names a session by.
@@ -140,6 +160,33 @@ pub trait SessionStore: Send + Sync + 'static {
     fn announce(&self, event: StatusEvent) -> impl Future<Output = ()> + Send;
     /// Status changes as announced (by any replica).
     fn subscribe(&self) -> broadcast::Receiver<StatusEvent>;
+    /// Deliveries whose time has come (at most `max`), leased to the caller: no one else
+    /// gets them before `lease_until_ms`, after which they are due again (the caller died).
+    fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
+    /// A delivery is done, or given up: it is forgotten.
+    fn finish_delivery(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A delivery failed: it is due again at `at_ms`, as `delivery` says (its attempts).
+    fn retry_delivery(
+        &self,
+        delivery: &Delivery,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sessions whose wake-up time has come (their client tokens, at most `max`), leased to
+    /// the caller until `lease_until_ms` like deliveries. A write of the session replaces the
+    /// lease with the wake-up time the write asks for, or removes it.
+    fn claim_wakeups(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Forgets the wake-up of session `ct` (it is gone).
+    fn drop_wakeup(&self, ct: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// How a status is written in JSON, in events and in the store.
@@ -173,47 +220,69 @@ pub enum Store {
     Redis(redis::RedisStore),
 }
 
+/// Calls the same method on whichever store this is.
+macro_rules! either {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Memory($s) => $call,
+            Store::Redis($s) => $call,
+        }
+    };
+}
+
 impl SessionStore for Store {
     async fn create(&self, rt: &str, ct: &str, write: Write) -> Result<(), StoreError> {
-        match self {
-            Store::Memory(s) => s.create(rt, ct, write).await,
-            Store::Redis(s) => s.create(rt, ct, write).await,
-        }
+        either!(self, s => s.create(rt, ct, write).await)
     }
 
     async fn load(&self, token: Token<'_>) -> Result<Option<Loaded>, StoreError> {
-        match self {
-            Store::Memory(s) => s.load(token).await,
-            Store::Redis(s) => s.load(token).await,
-        }
+        either!(self, s => s.load(token).await)
     }
 
     async fn save(&self, loaded: &Loaded, write: Write) -> Result<Saved, StoreError> {
-        match self {
-            Store::Memory(s) => s.save(loaded, write).await,
-            Store::Redis(s) => s.save(loaded, write).await,
-        }
+        either!(self, s => s.save(loaded, write).await)
     }
 
     async fn summary(&self, token: Token<'_>) -> Result<Option<(String, Summary)>, StoreError> {
-        match self {
-            Store::Memory(s) => s.summary(token).await,
-            Store::Redis(s) => s.summary(token).await,
-        }
+        either!(self, s => s.summary(token).await)
     }
 
     async fn announce(&self, event: StatusEvent) {
-        match self {
-            Store::Memory(s) => s.announce(event).await,
-            Store::Redis(s) => s.announce(event).await,
-        }
+        either!(self, s => s.announce(event).await)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
-        match self {
-            Store::Memory(s) => s.subscribe(),
-            Store::Redis(s) => s.subscribe(),
-        }
+        either!(self, s => s.subscribe())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        max: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        either!(self, s => s.claim_deliveries(now_ms, lease_until_ms, max).await)
+    }
+
+    async fn finish_delivery(&self, id: &str) -> Result<(), StoreError> {
+        either!(self, s => s.finish_delivery(id).await)
+    }
+
+    async fn retry_delivery(&self, delivery: &Delivery, at_ms: i64) -> Result<(), StoreError> {
+        either!(self, s => s.retry_delivery(delivery, at_ms).await)
+    }
+
+    async fn claim_wakeups(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        either!(self, s => s.claim_wakeups(now_ms, lease_until_ms, max).await)
+    }
+
+    async fn drop_wakeup(&self, ct: &str) -> Result<(), StoreError> {
+        either!(self, s => s.drop_wakeup(ct).await)
     }
 }
 

@@ -17,6 +17,17 @@
 //! three keys, so two replicas racing on one session cannot both win (the loser reloads and
 //! reruns its transition). Reads are plain `GET`/`MGET` and never write. Status changes are
 //! published on one channel, `<prefix>statusevents`, that every replica subscribes to.
+//!
+//! Work that must happen even if no request comes, committed by the same script:
+//!
+//! | key | value |
+//! |---|---|
+//! | `wakeups` | sorted set: client token → when to run `tick` on it (a timeout with a callback) |
+//! | `outbox` | sorted set: delivery id → when it is due |
+//! | `outbox:<id>` | the delivery (JSON: URL, body, attempts), kept a day at most |
+//!
+//! A replica claims due members by moving their score to the end of a lease, so a replica that
+//! dies holding them loses nothing: they fall due again when the lease ends.
 
 use std::time::Duration;
 
@@ -26,8 +37,8 @@ use redis::{AsyncCommands, Client, ConnectionAddr, ConnectionInfo, IntoConnectio
 use tokio::sync::broadcast;
 
 use super::{
-    Loaded, Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write, status_from_name,
-    status_name,
+    Delivery, Loaded, Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write,
+    status_from_name, status_name,
 };
 
 /// How to reach Redis (from the `--redis-*` flags, validated).
@@ -70,9 +81,10 @@ impl std::fmt::Debug for RedisOptions {
     }
 }
 
-/// Compare-and-swap. KEYS: session, status, token. ARGV: expected version, record,
-/// the summary (`[<PREVIOUS>>]<STATUS> <lapse>`), TTL in ms, rt. Returns 1 if written, 0 if the version moved on or the
-/// session is gone.
+/// Compare-and-swap. KEYS: session, status, token, wakeups, outbox, then `outbox:<id>` of each
+/// delivery. ARGV: expected version, record, the summary (`[<PREVIOUS>>]<STATUS> <lapse>`),
+/// TTL in ms, rt, ct, wake-up time in ms or `-`, then id, due time (ms) and payload of each
+/// delivery. Returns 1 if written, 0 if the version moved on or the session is gone.
 const SAVE: &str = r#"
 local cur = redis.call('GET', KEYS[2])
 if not cur then return 0 end
@@ -81,8 +93,31 @@ if v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
 redis.call('SET', KEYS[2], (tonumber(v) + 1) .. ' ' .. ARGV[3] .. ' ' .. ARGV[5], 'PX', ARGV[4])
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
+if ARGV[7] == '-' then
+  redis.call('ZREM', KEYS[4], ARGV[6])
+else
+  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6])
+end
+for i = 6, #KEYS do
+  local at = 8 + 3 * (i - 6)
+  redis.call('SET', KEYS[i], ARGV[at + 2], 'PX', 86400000)
+  redis.call('ZADD', KEYS[5], ARGV[at + 1], ARGV[at])
+end
 return 1
 "#;
+
+/// Leases what is due in a sorted set. KEYS: the set. ARGV: now, lease end, how many at most.
+/// Returns the members leased.
+const CLAIM: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, m in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], m)
+end
+return due
+"#;
+
+/// How long an undelivered callback is kept at most.
+const OUTBOX_KEEP_MS: u64 = 86_400_000;
 
 /// Redis errors give a 500 at once rather than after long retries; the connection manager
 /// reconnects by itself on the next command, so service resumes when Redis is back.
@@ -92,6 +127,7 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct RedisStore {
     conn: ConnectionManager,
     save: Script,
+    claim: Script,
     prefix: String,
     /// `<prefix>statusevents`.
     status_channel: String,
@@ -158,6 +194,7 @@ impl RedisStore {
         Ok(RedisStore {
             conn,
             save: Script::new(SAVE),
+            claim: Script::new(CLAIM),
             prefix: options.key_prefix.clone(),
             status_channel: format!("{}statusevents", options.key_prefix),
             events,
@@ -347,29 +384,35 @@ impl SessionStore for RedisStore {
     async fn create(&self, rt: &str, ct: &str, write: Write) -> Result<(), StoreError> {
         let ttl = ttl_ms(write.keep_secs);
         let status = format!("1 {} {rt}", summary_value(&write.summary));
-        redis::pipe()
-            .atomic()
-            .set_options(
-                self.key("token", rt),
-                ct,
-                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
-            )
-            .ignore()
-            .set_options(
-                self.key("session", ct),
-                write.record,
-                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
-            )
-            .ignore()
-            .set_options(
-                self.key("status", ct),
-                status,
-                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
-            )
-            .ignore()
-            .exec_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if let Some(t) = write.wake_at_ms {
+            pipe.zadd(self.key_of("wakeups"), ct, t).ignore();
+        }
+        for d in &write.outbox {
+            self.add_delivery(&mut pipe, d, d.created_ms);
+        }
+        pipe.set_options(
+            self.key("token", rt),
+            ct,
+            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+        )
+        .ignore()
+        .set_options(
+            self.key("session", ct),
+            write.record,
+            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+        )
+        .ignore()
+        .set_options(
+            self.key("status", ct),
+            status,
+            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+        )
+        .ignore()
+        .exec_async(&mut self.conn.clone())
+        .await
+        .map_err(unavailable)?;
         self.client_tokens.put(rt, ct);
         Ok(())
     }
@@ -398,16 +441,28 @@ impl SessionStore for RedisStore {
     }
 
     async fn save(&self, loaded: &Loaded, write: Write) -> Result<Saved, StoreError> {
-        let written: i64 = self
-            .save
-            .key(self.key("session", &loaded.ct))
+        let mut save = self.save.prepare_invoke();
+        save.key(self.key("session", &loaded.ct))
             .key(self.key("status", &loaded.ct))
             .key(self.key("token", &loaded.rt))
-            .arg(loaded.version.to_string())
+            .key(self.key_of("wakeups"))
+            .key(self.key_of("outbox"));
+        for d in &write.outbox {
+            save.key(self.key("outbox", &d.id));
+        }
+        save.arg(loaded.version.to_string())
             .arg(write.record)
             .arg(summary_value(&write.summary))
             .arg(ttl_ms(write.keep_secs))
             .arg(&loaded.rt)
+            .arg(&loaded.ct)
+            .arg(write.wake_at_ms.map_or("-".to_owned(), |t| t.to_string()));
+        for d in &write.outbox {
+            save.arg(&d.id)
+                .arg(d.created_ms)
+                .arg(serde_json::to_string(d).expect("serializes"));
+        }
+        let written: i64 = save
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
@@ -449,6 +504,114 @@ impl SessionStore for RedisStore {
 
     fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
         self.events.subscribe()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        max: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let ids = self
+            .claim_due(&self.key_of("outbox"), now_ms, lease_until_ms, max)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.key("outbox", id)).collect();
+        let payloads: Vec<Option<String>> =
+            self.conn.clone().mget(&keys).await.map_err(unavailable)?;
+        let mut out = Vec::new();
+        for (id, payload) in ids.iter().zip(payloads) {
+            match payload.map(|p| serde_json::from_str::<Delivery>(&p)) {
+                Some(Ok(d)) => out.push(d),
+                // Expired or unreadable: nothing can be delivered; forget it.
+                other => {
+                    if let Some(Err(e)) = other {
+                        tracing::error!(id, "unreadable outbox entry: {e}");
+                    }
+                    self.finish_delivery(id).await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn finish_delivery(&self, id: &str) -> Result<(), StoreError> {
+        redis::pipe()
+            .atomic()
+            .zrem(self.key_of("outbox"), id)
+            .ignore()
+            .del(self.key("outbox", id))
+            .ignore()
+            .exec_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn retry_delivery(&self, delivery: &Delivery, at_ms: i64) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.add_delivery(&mut pipe, delivery, at_ms);
+        pipe.exec_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn claim_wakeups(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.claim_due(&self.key_of("wakeups"), now_ms, lease_until_ms, max)
+            .await
+    }
+
+    async fn drop_wakeup(&self, ct: &str) -> Result<(), StoreError> {
+        let _: i64 = self
+            .conn
+            .clone()
+            .zrem(self.key_of("wakeups"), ct)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl RedisStore {
+    /// `<prefix><name>`, for keys that belong to no one session.
+    fn key_of(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Adds `d` to the outbox, due at `at_ms`.
+    fn add_delivery(&self, pipe: &mut redis::Pipeline, d: &Delivery, at_ms: i64) {
+        pipe.set_options(
+            self.key("outbox", &d.id),
+            serde_json::to_string(d).expect("serializes"),
+            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(OUTBOX_KEEP_MS)),
+        )
+        .ignore()
+        .zadd(self.key_of("outbox"), &d.id, at_ms)
+        .ignore();
+    }
+
+    async fn claim_due(
+        &self,
+        set: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.claim
+            .key(set)
+            .arg(now_ms)
+            .arg(lease_until_ms)
+            .arg(max)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
     }
 }
 
