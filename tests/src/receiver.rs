@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::eventually;
 
@@ -27,12 +28,13 @@ impl Received {
     }
 }
 
-/// What to answer.
+/// What to answer, and how long to keep the sender waiting first.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    pub delay: Duration,
 }
 
 impl Reply {
@@ -41,6 +43,7 @@ impl Reply {
             status,
             content_type: "text/plain".into(),
             body: String::new(),
+            delay: Duration::ZERO,
         }
     }
 
@@ -49,6 +52,15 @@ impl Reply {
             status: 200,
             content_type: "application/json".into(),
             body: body.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Accepts the request and answers only after `delay` (the sender waits, or gives up).
+    pub fn after(delay: Duration, status: u16) -> Reply {
+        Reply {
+            delay,
+            ..Reply::status(status)
         }
     }
 }
@@ -84,6 +96,7 @@ impl Receiver {
                         }
                     };
                     seen.lock().unwrap().push(req);
+                    std::thread::sleep(reply.delay);
                     let head = format!(
                         "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                         reply.status,

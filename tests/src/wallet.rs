@@ -32,12 +32,17 @@ pub struct App {
     pub wallet: Wallet,
     pub conf: Configuration,
     rng: ChaCha20Rng,
+    /// In a chain of sessions (`run_chain`): what the last session disclosed, asked again in
+    /// the next (as the app does: it discloses the same attributes again, after those asked for).
+    implicit: Option<ConDisCon>,
 }
 
 /// What the app chose to disclose.
 struct Choice {
     selections: Vec<Selection>,
     picks: Vec<Vec<(usize, usize)>>,
+    /// For each disjunction, the attributes chosen with their values.
+    disclosed: Vec<Vec<(String, Option<String>)>>,
 }
 
 impl App {
@@ -47,7 +52,25 @@ impl App {
             wallet: Wallet::new(&mut rng),
             conf,
             rng,
+            implicit: None,
         }
+    }
+
+    /// Runs a chain of sessions from `u`: after each answer that names a next session, the app
+    /// starts it at once and discloses again what it disclosed before. Returns every session's
+    /// final answer.
+    pub fn run_chain(&mut self, u: &str) -> Vec<Answer> {
+        self.implicit = Some(Vec::new());
+        let mut answers = vec![self.run(u)];
+        while let Some(next) = answers
+            .last()
+            .filter(|a| a.status == 200)
+            .and_then(|a| a.json()["nextSession"]["u"].as_str().map(str::to_owned))
+        {
+            answers.push(self.run(&next));
+        }
+        self.implicit = None;
+        answers
     }
 
     /// `GET <u>/` with the headers the current app sends.
@@ -172,7 +195,7 @@ impl App {
     ) {
         let context = big(&request["context"]);
         let nonce = big(&request["nonce"]);
-        let cdc: ConDisCon = serde_json::from_value(
+        let mut cdc: ConDisCon = serde_json::from_value(
             request
                 .get("disclose")
                 .cloned()
@@ -180,9 +203,17 @@ impl App {
                 .unwrap_or(Value::Array(vec![])),
         )
         .expect("condiscon");
+        let in_chain = self.implicit.is_some();
+        if let Some(implicit) = self.implicit.take() {
+            cdc.extend(implicit);
+        }
         let choice = self
             .choose(&cdc)
             .expect("the wallet can satisfy the request");
+        // The next session of a chain asks for all of this again, values required.
+        if in_chain {
+            self.implicit = Some(implicit_of(&choice));
+        }
         match request["@context"].as_str().unwrap() {
             "https://irma.app/ld/request/issuance/v2" => {
                 let creds: Vec<CredentialRequest> =
@@ -250,21 +281,27 @@ impl App {
     fn choose(&self, cdc: &ConDisCon) -> Option<Choice> {
         let mut selections: Vec<Selection> = Vec::new();
         let mut picks = Vec::new();
+        let mut disclosed = Vec::new();
         for discon in cdc {
             let mut chosen = None;
             'cons: for con in discon {
                 let mut pick = Vec::new();
                 let mut used: Vec<(usize, usize)> = Vec::new(); // (credential, attr)
+                let mut values = Vec::new();
                 for req in con {
                     let found = (0..self.wallet.credentials.len()).find_map(|cred| {
                         let (idx, val) = self.value(cred, req.id())?;
-                        satisfies(req, val.as_deref()).then_some((cred, idx))
+                        satisfies(req, val.as_deref()).then_some((cred, idx, val))
                     });
                     match found {
-                        Some(x) => used.push(x),
+                        Some((cred, idx, val)) => {
+                            used.push((cred, idx));
+                            values.push((req.id().to_owned(), val));
+                        }
                         None => continue 'cons,
                     }
                 }
+                disclosed.push(values);
                 for (cred, idx) in used {
                     let sel = match selections.iter().position(|s| s.credential == cred) {
                         Some(i) => i,
@@ -286,7 +323,11 @@ impl App {
             }
             picks.push(chosen?);
         }
-        Some(Choice { selections, picks })
+        Some(Choice {
+            selections,
+            picks,
+            disclosed,
+        })
     }
 }
 
@@ -367,6 +408,30 @@ fn first_event(url: &str, last_id: Option<&str>, waiting: &mut Option<impl FnOnc
         }
     }
     Stream::Ended(id)
+}
+
+/// What a chain's next session asks again of what `choice` disclosed: one disjunction per
+/// disclosed conjunction, its attributes with their values required.
+fn implicit_of(choice: &Choice) -> ConDisCon {
+    choice
+        .disclosed
+        .iter()
+        .filter(|con| !con.is_empty())
+        .map(|con| {
+            vec![
+                con.iter()
+                    .map(|(id, value)| match value {
+                        Some(v) => AttributeRequest::Full {
+                            id: id.clone(),
+                            value: Some(v.clone()),
+                            not_null: false,
+                        },
+                        None => AttributeRequest::Id(id.clone()),
+                    })
+                    .collect(),
+            ]
+        })
+        .collect()
 }
 
 fn satisfies(req: &AttributeRequest, value: Option<&str>) -> bool {
