@@ -69,6 +69,10 @@ pub struct Args {
     /// Seconds a requestor's JWT stays acceptable after its `iat`.
     #[arg(long, env = "IRMASERVER_MAX_REQUEST_AGE", default_value_t = 300)]
     pub max_request_age: i64,
+    /// Static sessions as JSON: `{"name": <extended disclosure or signature request with a
+    /// callbackUrl or nextSession>}`; the app starts one by POSTing to `/irma/session/<name>`.
+    #[arg(long, env = "IRMASERVER_STATIC_SESSIONS")]
+    pub static_sessions: Option<String>,
     /// `iss` of the JWTs this server signs.
     #[arg(
         short = 'j',
@@ -267,6 +271,44 @@ impl Args {
             return Ok(Requestors::anonymous(self.global_permissions()));
         }
         Requestors::configured(parsed, self.global_permissions(), self.max_request_age)
+    }
+
+    /// The static sessions, checked as `irma server` checks them (§1.15): a name of letters,
+    /// digits and `_`; a disclosure or signature request; a callbackUrl or nextSession to learn
+    /// the result by; a JWT key to sign it, or --allow-unsigned-callbacks.
+    pub fn static_sessions(&self) -> Result<BTreeMap<String, Vec<u8>>> {
+        let parsed: BTreeMap<String, serde_json::Value> = match &self.static_sessions {
+            Some(json) if !json.trim().is_empty() => {
+                serde_json::from_str(json).map_err(|e| anyhow!("--static-sessions: {e}"))?
+            }
+            _ => return Ok(BTreeMap::new()),
+        };
+        let signed = self.jwt_privkey.as_deref().is_some_and(|k| !k.is_empty())
+            || self.jwt_privkey_file.is_some();
+        let mut out = BTreeMap::new();
+        for (name, r) in parsed {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                bail!("static session name {name:?} may hold only letters, digits and _");
+            }
+            let context = r["request"]["@context"].as_str().unwrap_or("");
+            if !context.ends_with("/disclosure/v2") && !context.ends_with("/signature/v2") {
+                bail!("static session {name}: must be an extended disclosure or signature request");
+            }
+            let callback = r["callbackUrl"].as_str().is_some_and(|u| !u.is_empty());
+            let next = r["nextSession"]["url"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty());
+            if !callback && !next {
+                bail!(
+                    "static session {name}: needs a callbackUrl or nextSession to deliver its result"
+                );
+            }
+            if !signed && !self.allow_unsigned_callbacks {
+                bail!("static sessions need --jwt-privkey or --allow-unsigned-callbacks");
+            }
+            out.insert(name, serde_json::to_vec(&r).expect("serializes"));
+        }
+        Ok(out)
     }
 
     /// The JWT key of `--jwt-privkey` or `--jwt-privkey-file`, if any.

@@ -68,6 +68,13 @@ async fn serve(args: &Args) -> Result<()> {
     let requestors = Arc::new(args.requestors()?);
     requestors.validate(&conf, args.skip_private_keys_check)?;
     let jwt = args.jwt_key()?.map(Arc::new);
+    let static_sessions = args.static_sessions()?;
+    for name in static_sessions.keys() {
+        tracing::info!(
+            qr = %serde_json::json!({"irmaqr": "redirect", "u": format!("{}session/{name}", args.app_url())}),
+            "static session"
+        );
+    }
     let imports = Imports {
         keys: Arc::new(KeyCache::from_configuration(&conf)),
         requestors: requestors.clone(),
@@ -123,6 +130,7 @@ async fn serve(args: &Args) -> Result<()> {
         sse: args.sse,
         registry,
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
+        static_sessions,
     });
     let addr = SocketAddr::new(args.listen_addr, args.port);
     let listener = tokio::net::TcpListener::bind(addr)

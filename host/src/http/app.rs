@@ -6,9 +6,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, post};
 use serde_json::json;
 
+use super::errors::{HttpError, Kind};
 use super::sse::{self, Channel};
 use super::{Shared, check_token};
 use crate::runtime::types::{AppRequest, ConnectRequest, Event};
@@ -16,9 +17,31 @@ use crate::store::Token;
 
 pub fn routes() -> Router<Shared> {
     Router::new()
-        .route("/irma/session/{ct}", any(dispatch_root))
+        .route(
+            "/irma/session/{ct}",
+            post(static_session).fallback(dispatch_root),
+        )
         .route("/irma/session/{ct}/", any(dispatch_root))
         .route("/irma/session/{ct}/{*rest}", any(dispatch))
+}
+
+/// `POST /irma/session/{name}` (no trailing slash): the app scanned a static QR; a fresh
+/// session of the configured request starts, and the app gets its pointer (§1.15).
+async fn static_session(State(state): State<Shared>, Path(name): Path<String>) -> Response {
+    let Some(request) = state.static_sessions.get(&name) else {
+        return HttpError::new(Kind::InvalidRequest, "unknown static session").into_response();
+    };
+    let reply = state.sessions.start(request.clone(), String::new()).await;
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+    if reply.status == 200 {
+        return axum::Json(body["sessionPtr"].clone()).into_response();
+    }
+    let why = format!(
+        "{}: {}",
+        body["error"].as_str().unwrap_or(""),
+        body["message"].as_str().unwrap_or("")
+    );
+    HttpError::new(Kind::MalformedInput, why).into_response()
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {

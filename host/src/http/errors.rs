@@ -7,6 +7,7 @@ use serde_json::json;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     InvalidRequest,
+    MalformedInput,
     SessionUnknown,
     Unauthorized,
     UnauthorizedSession,
@@ -19,7 +20,7 @@ pub enum Kind {
 impl Kind {
     pub fn status(self) -> u16 {
         match self {
-            Kind::InvalidRequest | Kind::SessionUnknown => 400,
+            Kind::InvalidRequest | Kind::MalformedInput | Kind::SessionUnknown => 400,
             Kind::Unauthorized | Kind::UnauthorizedSession => 403,
             Kind::InternalError | Kind::Exception | Kind::SseDisabled => 500,
             Kind::Unsupported => 501,
@@ -29,6 +30,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::InvalidRequest => "INVALID_REQUEST",
+            Kind::MalformedInput => "MALFORMED_INPUT",
             Kind::SessionUnknown => "SESSION_UNKNOWN",
             Kind::Unauthorized | Kind::UnauthorizedSession => "UNAUTHORIZED",
             Kind::InternalError => "INTERNAL_ERROR",
@@ -41,6 +43,7 @@ impl Kind {
     fn description(self) -> &'static str {
         match self {
             Kind::InvalidRequest => "Invalid HTTP request",
+            Kind::MalformedInput => "Input could not be parsed",
             Kind::SessionUnknown => "Unknown or expired session",
             Kind::Unauthorized => "You are not authorized to issue or verify this attribute",
             Kind::UnauthorizedSession => "You are not authorized to access the session",

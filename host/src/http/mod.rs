@@ -31,6 +31,8 @@ pub struct AppState {
     pub registry: Option<crate::registry::Registry>,
     /// Bearer token of the `/admin` endpoints; none disables them.
     pub admin_token: Option<String>,
+    /// Static sessions (`--static-sessions`): name → the extended request each scan starts.
+    pub static_sessions: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 pub type Shared = Arc<AppState>;
