@@ -21,6 +21,10 @@ use crate::store::redis::{RedisOptions, Tls};
     about = "A stateless IRMA/Yivi server; session logic runs as a WebAssembly component"
 )]
 pub struct Args {
+    /// Configuration file (json, yaml, toml); default: irmaserver.* in ., /etc/irmaserver/,
+    /// ~/.irmaserver. Flags and IRMASERVER_* variables take precedence over it.
+    #[arg(short = 'c', long, env = "IRMASERVER_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(
         short = 'l',
@@ -32,6 +36,72 @@ pub struct Args {
     /// Port to listen on.
     #[arg(short = 'p', long, env = "IRMASERVER_PORT", default_value_t = 8088)]
     pub port: u16,
+    /// Prefix of every route, starting with `/`.
+    #[arg(short = 'a', long, env = "IRMASERVER_API_PREFIX", default_value = "/")]
+    pub api_prefix: String,
+    /// Serve the app endpoints (`/irma`) on this port only, apart from the requestor API.
+    #[arg(long, env = "IRMASERVER_CLIENT_PORT", default_value_t = 0)]
+    pub client_port: u16,
+    /// Address of the app endpoints' listener (with --client-port; default: --listen-addr).
+    #[arg(long, env = "IRMASERVER_CLIENT_LISTEN_ADDR")]
+    pub client_listen_addr: Option<IpAddr>,
+    /// TLS certificate chain (PEM) of the main listener.
+    #[arg(long, env = "IRMASERVER_TLS_CERT")]
+    pub tls_cert: Option<String>,
+    /// File holding the TLS certificate chain of the main listener.
+    #[arg(long, env = "IRMASERVER_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS private key (PEM) of the main listener.
+    #[arg(long, env = "IRMASERVER_TLS_PRIVKEY", hide_env_values = true)]
+    pub tls_privkey: Option<String>,
+    /// File holding the TLS private key of the main listener.
+    #[arg(long, env = "IRMASERVER_TLS_PRIVKEY_FILE")]
+    pub tls_privkey_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) of the client listener (--client-port).
+    #[arg(long, env = "IRMASERVER_CLIENT_TLS_CERT")]
+    pub client_tls_cert: Option<String>,
+    /// File holding the TLS certificate chain of the client listener.
+    #[arg(long, env = "IRMASERVER_CLIENT_TLS_CERT_FILE")]
+    pub client_tls_cert_file: Option<PathBuf>,
+    /// TLS private key (PEM) of the client listener.
+    #[arg(long, env = "IRMASERVER_CLIENT_TLS_PRIVKEY", hide_env_values = true)]
+    pub client_tls_privkey: Option<String>,
+    /// File holding the TLS private key of the client listener.
+    #[arg(long, env = "IRMASERVER_CLIENT_TLS_PRIVKEY_FILE")]
+    pub client_tls_privkey_file: Option<PathBuf>,
+    /// Allow a --url that is not https in production.
+    #[arg(long, env = "IRMASERVER_NO_TLS")]
+    pub no_tls: bool,
+    /// Serve static files from this folder (on the listener of the app endpoints).
+    #[arg(long, env = "IRMASERVER_STATIC_PATH")]
+    pub static_path: Option<PathBuf>,
+    /// URL prefix of the static files, starting with `/`.
+    #[arg(long, env = "IRMASERVER_STATIC_PREFIX", default_value = "/")]
+    pub static_prefix: String,
+    /// Accepted with `false` only: registering an email address is not supported.
+    #[arg(short = 'e', long, env = "IRMASERVER_EMAIL")]
+    pub email: Option<String>,
+    /// Do not register an email address (the only choice here).
+    #[arg(long, env = "IRMASERVER_NO_EMAIL")]
+    pub no_email: bool,
+    /// Not supported: scheme assets (schemes are used as they are in --schemes-path).
+    #[arg(long, env = "IRMASERVER_SCHEMES_ASSETS_PATH", hide = true)]
+    pub schemes_assets_path: Option<String>,
+    /// Not supported: revocation.
+    #[arg(long, env = "IRMASERVER_REVOCATION_DB_TYPE", hide = true)]
+    pub revocation_db_type: Option<String>,
+    /// Not supported: revocation.
+    #[arg(long, env = "IRMASERVER_REVOCATION_DB_STR", hide = true)]
+    pub revocation_db_str: Option<String>,
+    /// Not supported: revocation.
+    #[arg(long, env = "IRMASERVER_REVOCATION_SETTINGS", hide = true)]
+    pub revocation_settings: Option<String>,
+    /// Not supported: SD-JWT VC issuance.
+    #[arg(long, env = "IRMASERVER_SDJWTVC_ISSUER_CERTIFICATES_DIR", hide = true)]
+    pub sdjwtvc_issuer_certificates_dir: Option<String>,
+    /// Not supported: SD-JWT VC issuance.
+    #[arg(long, env = "IRMASERVER_SDJWTVC_ISSUER_PRIVATE_KEYS_DIR", hide = true)]
+    pub sdjwtvc_issuer_private_keys_dir: Option<String>,
     /// External URL of this server, as apps reach it (`:port` is replaced; `/irma/` appended).
     #[arg(short = 'u', long, env = "IRMASERVER_URL")]
     pub url: Option<String>,
@@ -208,18 +278,33 @@ pub enum GuestAction {
 }
 
 impl Args {
-    /// The app-facing base URL, normalized as `irma server` does: trailing `/`, then `irma/`.
+    /// The app-facing base URL, normalized as `irma server` does: `:port` replaced by the
+    /// port the app endpoints listen on, `https` when that listener has TLS, trailing `/`, then
+    /// `irma/`.
     pub fn app_url(&self) -> String {
+        let port = if self.client_port != 0 {
+            self.client_port
+        } else {
+            self.port
+        };
         let base = match &self.url {
-            Some(u) if !u.is_empty() => u.replace(":port", &format!(":{}", self.port)),
+            Some(u) if !u.is_empty() => u.replace(":port", &format!(":{port}")),
             _ => {
-                let host = if self.listen_addr.is_unspecified() {
+                let addr = match (self.client_port, self.client_listen_addr) {
+                    (p, Some(a)) if p != 0 => a,
+                    _ => self.listen_addr,
+                };
+                let host = if addr.is_unspecified() {
                     "127.0.0.1".to_owned()
                 } else {
-                    self.listen_addr.to_string()
+                    addr.to_string()
                 };
-                format!("http://{host}:{}", self.port)
+                format!("http://{host}:{port}")
             }
+        };
+        let base = match base.strip_prefix("http://") {
+            Some(rest) if self.app_tls() => format!("https://{rest}"),
+            _ => base,
         };
         let mut base = if base.ends_with('/') {
             base
@@ -350,7 +435,119 @@ impl Args {
         if self.port == 0 {
             bail!("--port must be between 1 and 65535");
         }
+        self.refuse_unsupported()?;
+        for (flag, prefix) in [
+            ("--api-prefix", &self.api_prefix),
+            ("--static-prefix", &self.static_prefix),
+        ] {
+            if !prefix.starts_with('/') {
+                bail!("{flag} must start with /");
+            }
+        }
+        if self.client_port != 0 && self.client_port == self.port {
+            bail!("--client-port must differ from --port");
+        }
+        if self.client_port == 0 && self.client_listen_addr.is_some() {
+            bail!("--client-listen-addr needs --client-port");
+        }
+        self.tls()?;
+        self.client_tls()?;
+        if self.production && !self.no_tls {
+            match self.url.as_deref().filter(|u| !u.is_empty()) {
+                Some(u) if !u.starts_with("https://") && !self.app_tls() => {
+                    bail!("in production the url must be https (or use --no-tls): {u}")
+                }
+                _ => {}
+            }
+        }
         Ok(())
+    }
+
+    /// What `irma server` can do and this server cannot yet: refused, never ignored.
+    fn refuse_unsupported(&self) -> Result<()> {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        for (flag, given, what) in [
+            (
+                "--schemes-assets-path",
+                set(&self.schemes_assets_path),
+                "scheme assets",
+            ),
+            (
+                "--revocation-db-type",
+                set(&self.revocation_db_type),
+                "revocation",
+            ),
+            (
+                "--revocation-db-str",
+                set(&self.revocation_db_str),
+                "revocation",
+            ),
+            (
+                "--revocation-settings",
+                set(&self.revocation_settings),
+                "revocation",
+            ),
+            (
+                "--sdjwtvc-issuer-certificates-dir",
+                set(&self.sdjwtvc_issuer_certificates_dir),
+                "SD-JWT VC issuance",
+            ),
+            (
+                "--sdjwtvc-issuer-private-keys-dir",
+                set(&self.sdjwtvc_issuer_private_keys_dir),
+                "SD-JWT VC issuance",
+            ),
+        ] {
+            if given {
+                bail!("{flag}: {what} is not supported by this server; remove the setting");
+            }
+        }
+        if set(&self.email) {
+            bail!(
+                "--email: registering an email address with Privacy by Design is not supported (irma server 1.0 ignores it too); remove it or use --no-email"
+            );
+        }
+        Ok(())
+    }
+
+    /// The main listener's TLS certificate chain and key (PEM), if configured.
+    pub fn tls(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        pem_pair(
+            ("--tls-cert", &self.tls_cert, &self.tls_cert_file),
+            ("--tls-privkey", &self.tls_privkey, &self.tls_privkey_file),
+        )
+    }
+
+    /// The client listener's TLS certificate chain and key (PEM), if configured.
+    pub fn client_tls(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let pair = pem_pair(
+            (
+                "--client-tls-cert",
+                &self.client_tls_cert,
+                &self.client_tls_cert_file,
+            ),
+            (
+                "--client-tls-privkey",
+                &self.client_tls_privkey,
+                &self.client_tls_privkey_file,
+            ),
+        )?;
+        if pair.is_some() && self.client_port == 0 {
+            bail!("--client-tls-* needs --client-port");
+        }
+        Ok(pair)
+    }
+
+    /// Whether the listener of the app endpoints has TLS.
+    pub fn app_tls(&self) -> bool {
+        let some = |a: &Option<String>, b: &Option<PathBuf>| {
+            a.as_deref().is_some_and(|s| !s.is_empty()) || b.is_some()
+        };
+        if self.client_port != 0 {
+            some(&self.client_tls_cert, &self.client_tls_cert_file)
+        } else {
+            some(&self.tls_cert, &self.tls_cert_file)
+        }
     }
 
     /// The session store the flags ask for, checked as `irma server` checks them (same
@@ -466,6 +663,28 @@ fn split_host_port(addr: &str) -> Result<(String, u16)> {
         bail!("--redis-addr {addr}: no host");
     }
     Ok((host.to_owned(), port))
+}
+
+/// A certificate chain and key given inline or as files (not both), both or neither.
+#[allow(clippy::type_complexity)]
+fn pem_pair(
+    cert: (&str, &Option<String>, &Option<PathBuf>),
+    key: (&str, &Option<String>, &Option<PathBuf>),
+) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let one = |(flag, inline, file): (&str, &Option<String>, &Option<PathBuf>)| match (
+        inline.as_deref().filter(|s| !s.is_empty()),
+        file,
+    ) {
+        (Some(_), Some(_)) => bail!("give either {flag} or {flag}-file, not both"),
+        (Some(pem), None) => Ok(Some(pem.as_bytes().to_vec())),
+        (None, Some(f)) => read(f, flag).map(Some),
+        (None, None) => Ok(None),
+    };
+    match (one(cert)?, one(key)?) {
+        (Some(c), Some(k)) => Ok(Some((c, k))),
+        (None, None) => Ok(None),
+        _ => bail!("{} and {} go together", cert.0, key.0),
+    }
 }
 
 fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {

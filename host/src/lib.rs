@@ -3,6 +3,8 @@
 //!
 //! The host does all I/O; the guest decides. One module per concern:
 //! - [`config`]: the command line and `IRMASERVER_*` environment, as `irma server` has them.
+//! - [`config_file`]: the configuration file beneath them.
+//! - [`listeners`]: the main and client listeners, plain or TLS.
 //! - [`schemes`]: scheme folders and issuer keys, answered to the guest's key lookups.
 //! - [`requestors`]: requestor authentication (tokens, JWTs) and permissions.
 //! - [`jwt`]: the server's JWT key, which signs results.
@@ -20,11 +22,13 @@
 
 pub mod callbacks;
 pub mod config;
+pub mod config_file;
 pub mod embedded;
 pub mod guests;
 pub mod http;
 pub mod http_client;
 pub mod jwt;
+pub mod listeners;
 pub mod registry;
 pub mod requestors;
 pub mod runtime;

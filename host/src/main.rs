@@ -6,22 +6,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use irma_idemix::Configuration;
 use irma_server::config::{Args, Command, GuestAction, StoreChoice};
 use irma_server::guests::{self, Guests};
+use irma_server::http::Routes;
 use irma_server::http::{self, AppState};
 use irma_server::http_client::HttpClient;
+use irma_server::listeners::{self, Listener};
 use irma_server::registry::{self, GuestCheck, Registry};
+use irma_server::requestors::Requestors;
 use irma_server::runtime::{GuestHost, Imports, Runtime, types};
 use irma_server::schemes::{self, KeyCache};
 use irma_server::session::Sessions;
 use irma_server::store::Store;
 use irma_server::store::memory::MemoryStore;
 use irma_server::store::redis::{RedisStore, Tls};
-use irma_server::{callbacks, embedded, timeouts};
+use irma_server::{callbacks, config_file, embedded, timeouts};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     init_logging(&args);
     let run = async {
         args.validate()?;
@@ -43,6 +53,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The flags, with the configuration file's settings beneath them: they become the
+/// `IRMASERVER_*` variables that are not set already (flag > environment > file > default).
+fn parse_args() -> Result<Args> {
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(path) = config_file::find(&argv) {
+        let settings = config_file::read(&path)?;
+        let known: Vec<String> = Args::command()
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .map(|l| l.replace('-', "_"))
+            .collect();
+        let (env, verbose) = config_file::to_env(&settings, &known)
+            .with_context(|| format!("{}", path.display()))?;
+        for (k, v) in env {
+            if std::env::var_os(&k).is_none() {
+                // SAFETY: no other thread runs yet (the runtime starts after this).
+                unsafe { std::env::set_var(k, v) };
+            }
+        }
+        let cli_verbose = argv.iter().skip(1).any(|a| {
+            let a = a.to_string_lossy();
+            a == "--verbose" || (a.starts_with("-v") && a.chars().skip(1).all(|c| c == 'v'))
+        });
+        if !cli_verbose {
+            for _ in 0..verbose {
+                argv.insert(1, "-v".into());
+            }
+        }
+    }
+    Ok(Args::parse_from(argv))
 }
 
 /// What the guest sees of the configuration.
@@ -67,6 +109,10 @@ async fn serve(args: &Args) -> Result<()> {
     tracing::info!(schemes = ?conf.schemes.keys().collect::<Vec<_>>(), credential_types = conf.credential_types.len(), "schemes loaded");
     let requestors = Arc::new(args.requestors()?);
     requestors.validate(&conf, args.skip_private_keys_check)?;
+    check_production_exposure(args, &conf, &requestors)?;
+    if args.production && args.url.as_deref().is_none_or(str::is_empty) {
+        tracing::warn!("no --url configured: apps are sent to {}", args.app_url());
+    }
     let jwt = args.jwt_key()?.map(Arc::new);
     let static_sessions = args.static_sessions()?;
     for name in static_sessions.keys() {
@@ -132,14 +178,68 @@ async fn serve(args: &Args) -> Result<()> {
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         static_sessions,
     });
-    let addr = SocketAddr::new(args.listen_addr, args.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening on {addr}"))?;
-    tracing::info!(%addr, url = %args.app_url(), "irma-server listening");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    tracing::info!(url = %args.app_url(), "apps reach this server at");
+    listeners::serve(listeners(args, state)?).await
+}
+
+/// The listeners the flags ask for: one for everything, or the app endpoints on
+/// `--client-port` apart from the requestor API.
+fn listeners(args: &Args, state: Arc<AppState>) -> Result<Vec<Listener>> {
+    let statics = args
+        .static_path
+        .as_deref()
+        .map(|p| (p, args.static_prefix.as_str()));
+    let main = SocketAddr::new(args.listen_addr, args.port);
+    if args.client_port == 0 {
+        return Ok(vec![Listener {
+            addr: main,
+            tls: args.tls()?,
+            router: http::router(state, Routes::All, &args.api_prefix, statics),
+            what: "requestors and apps",
+        }]);
+    }
+    let client = SocketAddr::new(
+        args.client_listen_addr.unwrap_or(args.listen_addr),
+        args.client_port,
+    );
+    Ok(vec![
+        Listener {
+            addr: main,
+            tls: args.tls()?,
+            router: http::router(state.clone(), Routes::Requestor, &args.api_prefix, None),
+            what: "requestors",
+        },
+        Listener {
+            addr: client,
+            tls: args.client_tls()?,
+            router: http::router(state, Routes::App, &args.api_prefix, statics),
+            what: "apps",
+        },
+    ])
+}
+
+/// In production, issuance must not be open to anyone who can reach the server: `--no-auth`
+/// with issue permissions and the private keys of a real (non-demo) scheme needs the app
+/// endpoints on a port of their own, so the requestor API can stay private.
+fn check_production_exposure(
+    args: &Args,
+    conf: &Configuration,
+    requestors: &Requestors,
+) -> Result<()> {
+    let real_keys = conf
+        .issuers_with_private_keys()
+        .filter_map(|i| conf.schemes.get(i.split('.').next().unwrap_or("")))
+        .any(|s| !s.demo);
+    if args.production
+        && !requestors.authenticated()
+        && !requestors.global().issue.is_empty()
+        && real_keys
+        && args.client_port == 0
+    {
+        bail!(
+            "in production, --no-auth with issue permissions and private keys of a non-demo scheme lets anyone who reaches this server issue credentials; authenticate requestors, or serve the app endpoints on --client-port and keep the requestor API private"
+        );
+    }
     Ok(())
 }
 
@@ -256,18 +356,4 @@ fn init_logging(args: &Args) {
     } else {
         builder.init();
     }
-}
-
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
 }

@@ -40,7 +40,49 @@ pub type Shared = Arc<AppState>;
 /// Request bodies above this are refused (`irma server` does the same).
 pub const MAX_BODY: usize = 10 << 20;
 
-pub fn router(state: Shared) -> Router {
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    /// Requestor API, app endpoints and operations: one listener for everything.
+    All,
+    /// Requestor API and operations (the app endpoints have a listener of their own).
+    Requestor,
+    /// The app endpoints (`/irma`) alone, on `--client-port`.
+    App,
+}
+
+/// The routes of `which`, under `prefix` (`--api-prefix`), with static files from `statics`
+/// (`(folder, URL prefix)`) beside the app endpoints.
+pub fn router(
+    state: Shared,
+    which: Routes,
+    prefix: &str,
+    statics: Option<(&std::path::Path, &str)>,
+) -> Router {
+    let mut routes = Router::new();
+    if which != Routes::App {
+        routes = routes.merge(requestor::routes()).merge(ops::routes());
+    }
+    if which != Routes::Requestor {
+        routes = routes.merge(app::routes());
+        if let Some((dir, at)) = statics {
+            let files = tower_http::services::ServeDir::new(dir);
+            routes = if at == "/" {
+                routes.fallback_service(files)
+            } else {
+                routes.nest_service(at.trim_end_matches('/'), files)
+            };
+        }
+    }
+    let routes = layered(routes).with_state(state);
+    match prefix.trim_end_matches('/') {
+        "" => routes,
+        p => Router::new().nest(p, routes),
+    }
+}
+
+/// CORS as the reference has it, and the body cap.
+fn layered(routes: Router<Shared>) -> Router<Shared> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
@@ -52,14 +94,10 @@ pub fn router(state: Shared) -> Router {
             HeaderName::from_static("x-irma-minprotocolversion"),
             HeaderName::from_static("x-irma-maxprotocolversion"),
         ]);
-    Router::new()
-        .merge(requestor::routes())
-        .merge(app::routes())
-        .merge(ops::routes())
+    routes
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .layer(cors)
-        .with_state(state)
 }
 
 /// Tokens are exactly 20 characters of `[a-zA-Z0-9]` (anchored, unlike the reference).
