@@ -44,7 +44,7 @@ test: prerequisites
     cargo test --release --locked --workspace --no-run
     just guest-variants
     cargo test --release --locked --workspace
-    @test -d ../shared/testdata || echo "just test: skipped the tests that read the real app's recordings and the irma-demo scheme (idemix transcripts and bad_input, two roundtrips, one session, the key cache): ../shared/testdata is not beside this clone"
+    @test -d ../shared/testdata || echo "just test: skipped the tests that read the real app's recordings and the irma-demo scheme (idemix transcripts and bad_input, two roundtrips, one session, a signature transition, the key cache): ../shared/testdata is not beside this clone"
 
 # Says what a fresh machine lacks for `just test`, and how to get it.
 prerequisites:

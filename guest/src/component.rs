@@ -189,7 +189,7 @@ impl KeySource for HostKeys {
             id: s.id,
             demo: false,
             distributed: s.distributed,
-            timestamp_server: None,
+            timestamp_server: s.timestamp_server,
         })
     }
 }

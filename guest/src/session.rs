@@ -719,6 +719,25 @@ fn proofs(rec: &mut SessionRecord, ctx: &mut Ctx, body: &[u8]) -> Result<Respons
         Err(IdemixError::Malformed(m)) => return fail(rec, ctx, err(MalformedInput, m)),
         Err(e) => return fail(rec, ctx, err(Exception, e.to_string())),
     };
+    // As the reference: the timestamp's server is the scheme's, not what the app says.
+    let signature = signature.map(|mut sig| {
+        let scheme = verdict
+            .disclosed
+            .iter()
+            .flatten()
+            .flatten()
+            .flatten()
+            .next()
+            .and_then(|a| a.id.split('.').next())
+            .and_then(|s| ctx.keys.scheme(s));
+        if let (Some(ts), Some(url)) = (
+            sig.get_mut("timestamp").filter(|t| t.is_object()),
+            scheme.and_then(|s| s.timestamp_server),
+        ) {
+            ts["ServerUrl"] = Value::String(url);
+        }
+        sig
+    });
     finish(
         rec,
         ctx,

@@ -167,3 +167,88 @@ fn an_unreadable_record_is_left_alone() {
     assert_eq!(o.response.status, 500);
     assert!(o.record.is_none());
 }
+
+#[test]
+fn a_signatures_timestamp_names_the_schemes_timestamp_server() {
+    // The real app's recorded signature (../shared), its timestamp's server changed: the
+    // result names the scheme's server, as the reference's does.
+    let testdata =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
+    if !testdata.is_dir() {
+        assert!(
+            std::env::var_os("IRMA_TESTDATA_REQUIRED").is_none(),
+            "IRMA_TESTDATA_REQUIRED is set, but {} is missing",
+            testdata.display()
+        );
+        return;
+    }
+    let t: Value = serde_json::from_slice(
+        &std::fs::read(testdata.join("transcripts/sign-message.json")).unwrap(),
+    )
+    .unwrap();
+    let exchange = |path_end: &str| {
+        t["exchanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["request"]["path"].as_str().unwrap().ends_with(path_end))
+            .unwrap()
+            .clone()
+    };
+    let keys =
+        Configuration::load(&testdata.join("irma_configuration"), LoadOptions::default()).unwrap();
+    let atum: Value =
+        serde_json::from_slice(&std::fs::read(testdata.join("atum/atumlite.json")).unwrap())
+            .unwrap();
+    let hex = atum["public_key_hex"].as_str().unwrap();
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let config = Config {
+        timestamp_keys: vec![key],
+        ..Config::default()
+    };
+    let now = t["recorded_at_unix"].as_i64().unwrap() * 1000;
+    let request = serde_json::to_string(&t["session_request"]).unwrap();
+    let started = session::start(request.as_bytes(), "", &mut ctx(now, &config, &keys)).unwrap();
+    let o = session::transition(
+        &started.outcome.record.unwrap(),
+        connect(),
+        &mut ctx(now, &config, &keys),
+    );
+    // The recorded session's nonce and context, so the recorded proofs fit.
+    let mut rec: Value = serde_json::from_slice(&o.record.unwrap()).unwrap();
+    let recorded: Value = serde_json::from_str(
+        exchange("/").get("response").unwrap()["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    rec["request"]["nonce"] = recorded["request"]["nonce"].clone();
+    rec["request"]["context"] = recorded["request"]["context"].clone();
+    let mut body: Value =
+        serde_json::from_str(exchange("/proofs")["request"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["timestamp"]["ServerUrl"], "http://127.0.0.1:8091/");
+    body["timestamp"]["ServerUrl"] = "https://elsewhere.example/".into();
+    let o = session::transition(
+        &serde_json::to_vec(&rec).unwrap(),
+        Event::AppProofs(AppRequest {
+            path: "/irma/session/x/proofs".into(),
+            authorization: Some("AppAuthorization0001".into()),
+            body: body.to_string().into_bytes(),
+        }),
+        &mut ctx(now, &config, &keys),
+    );
+    assert_eq!(
+        status(&o)["proofStatus"],
+        "VALID",
+        "{:?}",
+        String::from_utf8_lossy(&o.response.body)
+    );
+    let done: Value = serde_json::from_slice(&o.record.unwrap()).unwrap();
+    assert_eq!(
+        done["result"]["signature"]["timestamp"]["ServerUrl"],
+        "http://127.0.0.1:8091/"
+    );
+}

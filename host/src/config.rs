@@ -299,7 +299,11 @@ impl Args {
                 } else {
                     addr.to_string()
                 };
-                format!("http://{host}:{port}")
+                // Without --url the app endpoints are where this server mounts them.
+                format!(
+                    "http://{host}:{port}{}",
+                    self.api_prefix.trim_end_matches('/')
+                )
             }
         };
         let base = match base.strip_prefix("http://") {

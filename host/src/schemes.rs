@@ -51,6 +51,7 @@ impl KeyCache {
                 keys::Scheme {
                     id: id.clone(),
                     distributed: s.distributed,
+                    timestamp_server: s.timestamp_server.clone(),
                 },
             );
         }

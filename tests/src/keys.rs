@@ -1,7 +1,8 @@
-//! RSA key pairs made for a test by Debian's `openssl`: for requestors that sign their session
-//! requests (RS256) and for the server's JWT key.
+//! Keys made for a test by Debian's `openssl`: RSA key pairs for requestors that sign their
+//! session requests (RS256) and for the server's JWT key, and TLS certificates for 127.0.0.1
+//! (the server's listeners, Redis).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A fresh 2048-bit RSA key pair in its own folder, as PEM files.
@@ -57,5 +58,64 @@ impl RsaKeys {
 impl Default for RsaKeys {
     fn default() -> RsaKeys {
         RsaKeys::new()
+    }
+}
+
+/// A CA, and a certificate for 127.0.0.1 signed by it with its key (PEM files).
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Makes [`TlsFiles`] in `dir`.
+pub fn tls_certificates(dir: &Path) -> TlsFiles {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let new_key = |key: &str, subject: &str, out: &str, x509: bool| {
+        let mut args = vec!["req"];
+        if x509 {
+            args.push("-x509");
+        }
+        args.extend([
+            "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject,
+        ]);
+        args.extend(["-keyout", key, "-out", out]);
+        run(&args);
+    };
+    new_key("ca.key", "/CN=test CA", "ca.pem", true);
+    new_key("server.key", "/CN=127.0.0.1", "server.csr", false);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
     }
 }

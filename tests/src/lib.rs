@@ -304,9 +304,36 @@ fn answer(r: Result<ureq::Response, ureq::Error>) -> Answer {
     }
 }
 
+/// CAs the test HTTP client trusts besides nothing: those of servers a test made ([`trust`]).
+static TRUSTED: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes the test HTTP client trust `ca_pem` (a CA made for a TLS test) from now on.
+pub fn trust(ca_pem: &[u8]) {
+    TRUSTED.lock().unwrap().push(ca_pem.to_vec());
+}
+
+/// An HTTP client that speaks TLS to the servers of [`trust`]ed CAs.
+pub fn agent() -> ureq::AgentBuilder {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for pem in TRUSTED.lock().unwrap().iter() {
+        for cert in CertificateDer::pem_slice_iter(pem).map_while(Result::ok) {
+            let _ = roots.add(cert);
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    ureq::AgentBuilder::new().tls_config(std::sync::Arc::new(tls))
+}
+
 /// Sends a request with optional headers and body.
 pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
-    let agent = ureq::AgentBuilder::new().timeout(PATIENCE).build();
+    let agent = agent().timeout(PATIENCE).build();
     let mut req = agent.request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
@@ -435,7 +462,7 @@ impl Events {
     pub fn open(url: &str, headers: &[(&str, &str)]) -> Events {
         let (tx, rx) = mpsc::channel();
         let (opened_tx, opened) = mpsc::channel();
-        let agent = ureq::AgentBuilder::new().timeout_read(PATIENCE * 2).build();
+        let agent = agent().timeout_read(PATIENCE * 2).build();
         let mut req = agent.get(url);
         for (k, v) in headers {
             req = req.set(k, v);

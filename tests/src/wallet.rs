@@ -360,7 +360,7 @@ enum Stream {
 /// (sietseringers/go-sse) parses it: comment lines are skipped, `id:` is remembered, an event
 /// is dispatched at the blank line after its `data:`, and `open` events are ignored.
 fn first_event(url: &str, last_id: Option<&str>, waiting: &mut Option<impl FnOnce()>) -> Stream {
-    let agent = ureq::AgentBuilder::new()
+    let agent = crate::agent()
         .timeout_connect(Duration::from_secs(10))
         .timeout_read(PATIENCE * 2)
         .build();

@@ -100,3 +100,110 @@ fn bad_combinations_are_refused_at_start() {
     let (ok, err) = run(&["--no-auth", "--port", "0"]);
     assert!(!ok && err.contains("--port"), "{err}");
 }
+
+/// A configuration file in `dir` (found there without --config) with `port`, and a server
+/// started in `dir` with `env` and `flags`; returns the port it listens on.
+fn port_chosen(dir: &std::path::Path, env: Option<u16>, flag: Option<u16>) -> u16 {
+    let file_port = free_port();
+    let yaml = format!(
+        "listen_addr: 127.0.0.1\nport: {file_port}\nno_auth: true\nschemes_path: {}\nprivkeys: {}\n",
+        root().join("host/demo/irma_configuration").display(),
+        root().join("host/demo/privatekeys").display(),
+    );
+    std::fs::write(dir.join("irmaserver.yaml"), yaml).unwrap();
+    let mut cmd = Command::new(server_binary());
+    cmd.current_dir(dir).env_remove("IRMASERVER_PORT");
+    let mut port = file_port;
+    if let Some(p) = env {
+        cmd.env("IRMASERVER_PORT", p.to_string());
+        port = p;
+    }
+    if let Some(p) = flag {
+        cmd.args(["-p", &p.to_string()]);
+        port = p;
+    }
+    let server = Server::run(cmd, port);
+    assert_eq!(
+        irma_tests::get(&format!("{}/health", server.url)).body,
+        "OK"
+    );
+    port
+}
+
+#[test]
+fn the_configuration_file_is_beneath_environment_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    port_chosen(dir.path(), None, None);
+    port_chosen(dir.path(), Some(free_port()), None);
+    port_chosen(dir.path(), Some(free_port()), Some(free_port()));
+}
+
+#[test]
+fn settings_this_server_cannot_honour_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("prot: 8088\n", "unknown setting \"prot\""),
+        (
+            "revocation_settings:\n  irma-demo.MijnOverheid.root:\n    server: true\n",
+            "--revocation-settings: revocation is not supported",
+        ),
+        ("email: admin@example.com\n", "--email"),
+        ("schemes_assets_path: /x\n", "--schemes-assets-path"),
+    ];
+    for (yaml, want) in cases {
+        let file = dir.path().join("irmaserver.yml");
+        std::fs::write(&file, yaml).unwrap();
+        let err = irma_tests::fails_to_start(Schemes::Demo, &["--config", file.to_str().unwrap()]);
+        assert!(err.contains(want), "{yaml}: {err}");
+    }
+    let err = irma_tests::fails_to_start(
+        Schemes::Demo,
+        &[
+            "--production",
+            "--no-auth",
+            "--url",
+            "http://irma.example.com",
+        ],
+    );
+    assert!(err.contains("must be https"), "{err}");
+    let err = irma_tests::fails_to_start(Schemes::Demo, &["--client-port", "1", "-p", "1"]);
+    assert!(err.contains("--client-port must differ"), "{err}");
+    let err = irma_tests::fails_to_start(Schemes::Demo, &["--api-prefix", "api"]);
+    assert!(err.contains("--api-prefix must start with /"), "{err}");
+}
+
+#[test]
+fn routes_under_an_api_prefix() {
+    let server = Server::start(Schemes::Demo, &["--api-prefix", "/irma-api"]);
+    let a = http(
+        "POST",
+        &format!("{}/irma-api/session", server.url),
+        &[("Content-Type", "application/json")],
+        Some(&disclosure()),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    // Without --url, apps are sent where the server mounts the app endpoints.
+    let u = a.json()["sessionPtr"]["u"].as_str().unwrap().to_owned();
+    assert!(
+        u.starts_with(&format!("{}/irma-api/irma/session/", server.url)),
+        "{u}"
+    );
+    assert_eq!(
+        irma_tests::get(&format!("{u}/status")).json(),
+        "INITIALIZED"
+    );
+    assert_eq!(
+        irma_tests::get(&format!(
+            "{}/irma/session/{}/status",
+            server.url,
+            u.rsplit('/').next().unwrap()
+        ))
+        .status,
+        404
+    );
+    // Nothing is served outside the prefix.
+    assert_eq!(
+        irma_tests::get(&format!("{}/health", server.url)).status,
+        404
+    );
+}

@@ -501,7 +501,7 @@ fn the_session_pointer_and_cors() {
     assert_eq!(s.start["frontendRequest"]["minProtocolVersion"], "1.0");
     assert_eq!(s.start["frontendRequest"]["maxProtocolVersion"], "1.1");
     assert!(s.start["frontendRequest"].get("pairingHint").is_none());
-    let agent = ureq::AgentBuilder::new().timeout(PATIENCE).build();
+    let agent = irma_tests::agent().timeout(PATIENCE).build();
     let r = agent
         .request("OPTIONS", &format!("{}/status", s.u))
         .set("Origin", "https://example.com")
