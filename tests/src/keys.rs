@@ -17,17 +17,7 @@ impl RsaKeys {
         let dir = tempfile::tempdir().unwrap();
         let private_pem = dir.path().join("private.pem");
         let public_pem = dir.path().join("public.pem");
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .output()
-                .expect("openssl runs");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let run = |args: &[&str]| openssl(dir.path(), args);
         let (private, public) = (private_pem.to_str().unwrap(), public_pem.to_str().unwrap());
         run(&[
             "genpkey",
@@ -70,18 +60,7 @@ pub struct TlsFiles {
 
 /// Makes [`TlsFiles`] in `dir`.
 pub fn tls_certificates(dir: &Path) -> TlsFiles {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| openssl(dir, args);
     let new_key = |key: &str, subject: &str, out: &str, x509: bool| {
         let mut args = vec!["req"];
         if x509 {
@@ -118,4 +97,18 @@ pub fn tls_certificates(dir: &Path) -> TlsFiles {
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
     }
+}
+
+/// Runs `openssl args` in `dir`; it must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

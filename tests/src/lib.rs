@@ -344,6 +344,32 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str
     })
 }
 
+/// `POST /session` as a requestor: `auth` in `Authorization`, the body of `content_type`
+/// (`application/json`, or `text/plain` for a JWT).
+pub fn post_session(server: &Server, content_type: &str, auth: Option<&str>, body: &str) -> Answer {
+    let mut headers = vec![("Content-Type", content_type)];
+    if let Some(a) = auth {
+        headers.push(("Authorization", a));
+    }
+    http(
+        "POST",
+        &format!("{}/session", server.url),
+        &headers,
+        Some(body),
+    )
+}
+
+/// The claims of an RS256 JWT the server signed, checked with its public key (PEM).
+pub fn verify_rs256(jwt: &str, public_pem: &[u8]) -> Value {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let key = DecodingKey::from_rsa_pem(public_pem).expect("an RSA public key");
+    let mut v = Validation::new(Algorithm::RS256);
+    v.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(jwt, &key, &v)
+        .unwrap_or_else(|e| panic!("not a JWT of that key ({e}): {jwt}"))
+        .claims
+}
+
 pub fn get(url: &str) -> Answer {
     http("GET", url, &[], None)
 }

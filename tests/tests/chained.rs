@@ -9,8 +9,7 @@ use irma_tests::receiver::{Receiver, Reply};
 use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{Server, Session, get, http};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use irma_tests::{Server, Session, get, http, post_session, verify_rs256};
 use serde_json::{Value, json};
 
 const ISSUER_TOKEN: &str = "token-of-the-university";
@@ -26,26 +25,9 @@ fn requestors() -> String {
 }
 
 fn start(front: &Server, token: &str, request: &Value) -> Session {
-    let a = http(
-        "POST",
-        &format!("{}/session", front.url),
-        &[
-            ("Content-Type", "application/json"),
-            ("Authorization", token),
-        ],
-        Some(&request.to_string()),
-    );
+    let a = post_session(front, "application/json", Some(token), &request.to_string());
     assert_eq!(a.status, 200, "{}", a.body);
     Session::from_start(front, a.json())
-}
-
-fn claims(jwt: &str, key: &RsaKeys) -> Value {
-    let decoding = DecodingKey::from_rsa_pem(&key.public()).unwrap();
-    let mut v = Validation::new(Algorithm::RS256);
-    v.required_spec_claims.clear();
-    jsonwebtoken::decode::<Value>(jwt, &decoding, &v)
-        .unwrap()
-        .claims
 }
 
 #[test]
@@ -95,7 +77,7 @@ fn a_disclosure_chains_into_an_issuance_across_replicas() {
     let got = next.received();
     assert_eq!((got.len(), got[0].path.as_str()), (1, "/next"));
     assert_eq!(got[0].header("content-type"), Some("text/plain"));
-    let sent = claims(&got[0].body, &key);
+    let sent = verify_rs256(&got[0].body, &key.public());
     assert_eq!(
         (&sent["status"], &sent["proofStatus"]),
         (&json!("CONNECTED"), &json!("VALID"))

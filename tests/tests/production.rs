@@ -11,8 +11,10 @@ use irma_tests::keys::{RsaKeys, tls_certificates};
 use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{Answer, Server, Session, free_port, get, http, root, server_binary, trust};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use irma_tests::{
+    Server, Session, free_port, get, http, post_session, root, server_binary, trust, verify_rs256,
+};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "production-token-of-the-shop";
@@ -28,19 +30,6 @@ fn jwt(
 ) -> String {
     let claims = json!({"iss": iss, "iat": irma_tests::wallet::now(), "sub": sub, field: {"request": request}});
     jsonwebtoken::encode(&Header::new(alg), &claims, key).unwrap()
-}
-
-fn start(front: &Server, content_type: &str, auth: Option<&str>, body: &str) -> Answer {
-    let mut headers = vec![("Content-Type", content_type)];
-    if let Some(a) = auth {
-        headers.push(("Authorization", a));
-    }
-    http(
-        "POST",
-        &format!("{}/session", front.url),
-        &headers,
-        Some(body),
-    )
 }
 
 #[test]
@@ -111,7 +100,7 @@ no_email: true
 
     // Issuance by the token requestor; the app on the client listener, over TLS.
     let mut app = App::new(demo_conf(), 91);
-    let a = start(
+    let a = post_session(
         &front,
         "application/json",
         Some(TOKEN),
@@ -133,21 +122,13 @@ no_email: true
         "sprequest",
         disclosure(),
     );
-    let a = start(&front, "text/plain", None, &body);
+    let a = post_session(&front, "text/plain", None, &body);
     assert_eq!(a.status, 200, "{}", a.body);
     let s = Session::from_start(&front, a.json());
     assert_eq!(app.run(&s.u).json(), json!({"proofStatus": "VALID"}));
     let public = get(&format!("{}/publickey", front.url)).body;
     let signed = get(&format!("{}/session/{}/result-jwt", front.url, s.token)).body;
-    let mut v = Validation::new(Algorithm::RS256);
-    v.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Value>(
-        &signed,
-        &DecodingKey::from_rsa_pem(public.as_bytes()).unwrap(),
-        &v,
-    )
-    .unwrap()
-    .claims;
+    let claims = verify_rs256(&signed, public.as_bytes());
     assert_eq!(
         (&claims["iss"], &claims["proofStatus"]),
         (&json!("production-test"), &json!("VALID"))
@@ -163,7 +144,7 @@ no_email: true
         "absrequest",
         signature(),
     );
-    let a = start(&front, "text/plain", None, &body);
+    let a = post_session(&front, "text/plain", None, &body);
     assert_eq!(a.status, 200, "{}", a.body);
     let s = Session::from_start(&front, a.json());
     assert_eq!(app.run(&s.u).status, 200);
@@ -177,11 +158,11 @@ no_email: true
         "absrequest",
         signature(),
     );
-    assert_eq!(start(&front, "text/plain", None, &body).status, 403);
+    assert_eq!(post_session(&front, "text/plain", None, &body).status, 403);
 
     // Production: no anonymous requestors; issuance only where permitted.
     assert_eq!(
-        start(&front, "application/json", None, &disclosure().to_string()).status,
+        post_session(&front, "application/json", None, &disclosure().to_string()).status,
         400
     );
     let body = jwt(
@@ -192,7 +173,7 @@ no_email: true
         "iprequest",
         student_card("x"),
     );
-    assert_eq!(start(&front, "text/plain", None, &body).status, 403);
+    assert_eq!(post_session(&front, "text/plain", None, &body).status, 403);
 
     // Each listener serves its own routes only.
     let a = get(&format!(

@@ -8,8 +8,10 @@ use base64::engine::general_purpose::STANDARD;
 use irma_tests::keys::RsaKeys;
 use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{Answer, Schemes, Server, Session, fails_to_start, get, http};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use irma_tests::{
+    Answer, Schemes, Server, Session, fails_to_start, get, post_session, verify_rs256,
+};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "s3cr3t-t0ken-of-the-shop";
@@ -48,19 +50,6 @@ fn server(keys: &RsaKeys, extra: &[&str]) -> Server {
     Server::start(Schemes::Demo, &flags)
 }
 
-fn post(server: &Server, content_type: &str, auth: Option<&str>, body: &str) -> Answer {
-    let mut headers = vec![("Content-Type", content_type)];
-    if let Some(a) = auth {
-        headers.push(("Authorization", a));
-    }
-    http(
-        "POST",
-        &format!("{}/session", server.url),
-        &headers,
-        Some(body),
-    )
-}
-
 fn jwt(alg: Algorithm, key: &EncodingKey, kid: Option<&str>, claims: &Value) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
@@ -89,34 +78,40 @@ fn tokens_are_compared_verbatim() {
     let keys = RsaKeys::new();
     let s = server(&keys, &[]);
     let body = disclosure().to_string();
-    assert_eq!(post(&s, "application/json", Some(TOKEN), &body).status, 200);
+    assert_eq!(
+        post_session(&s, "application/json", Some(TOKEN), &body).status,
+        200
+    );
     let bearer = format!("Bearer {TOKEN}");
     assert_error(
-        &post(&s, "application/json", Some(&bearer), &body),
+        &post_session(&s, "application/json", Some(&bearer), &body),
         403,
         "UNAUTHORIZED",
         "",
     );
     assert_error(
-        &post(&s, "application/json", Some("unknown"), &body),
+        &post_session(&s, "application/json", Some("unknown"), &body),
         403,
         "UNAUTHORIZED",
         "",
     );
     assert_error(
-        &post(&s, "application/json", None, &body),
+        &post_session(&s, "application/json", None, &body),
         400,
         "INVALID_REQUEST",
         "request could not be authenticated",
     );
     assert_error(
-        &post(&s, "application/xml", Some(TOKEN), &body),
+        &post_session(&s, "application/xml", Some(TOKEN), &body),
         400,
         "INVALID_REQUEST",
         "Unsupported Content-Type: application/xml",
     );
     // Only POST /session is authenticated.
-    let started = Session::from_start(&s, post(&s, "application/json", Some(TOKEN), &body).json());
+    let started = Session::from_start(
+        &s,
+        post_session(&s, "application/json", Some(TOKEN), &body).json(),
+    );
     assert_eq!(started.status(), "INITIALIZED");
 }
 
@@ -126,7 +121,7 @@ fn jwt_requests_are_checked_as_jwt_go_checks_them() {
     let s = server(&keys, &["--max-request-age", "60"]);
     let hmac = EncodingKey::from_secret(HMAC_SECRET);
     let rsa = EncodingKey::from_rsa_pem(&keys.private()).unwrap();
-    let text = |token: &str| post(&s, "text/plain", None, token);
+    let text = |token: &str| post_session(&s, "text/plain", None, token);
     let ok = |a: Answer| {
         assert_eq!(a.status, 200, "{}", a.body);
         assert!(a.json()["sessionPtr"]["u"].is_string());
@@ -251,7 +246,7 @@ fn jwt_requests_are_checked_as_jwt_go_checks_them() {
     // A JWT with an Authorization header, or JSON without one: no authenticator either.
     let good = jwt(Algorithm::HS256, &hmac, None, &dis("mac", now()));
     assert_error(
-        &post(&s, "text/plain", Some(TOKEN), &good),
+        &post_session(&s, "text/plain", Some(TOKEN), &good),
         400,
         "INVALID_REQUEST",
         "request could not be authenticated",
@@ -264,7 +259,7 @@ fn permissions_are_the_global_lists_joined_with_the_requestors_own() {
     let s = server(&keys, &[]);
     let hmac = EncodingKey::from_secret(HMAC_SECRET);
     let as_mac = |sub: &str, field: &str, request: Value| {
-        post(
+        post_session(
             &s,
             "text/plain",
             None,
@@ -276,7 +271,8 @@ fn permissions_are_the_global_lists_joined_with_the_requestors_own() {
             ),
         )
     };
-    let as_shop = |request: &Value| post(&s, "application/json", Some(TOKEN), &request.to_string());
+    let as_shop =
+        |request: &Value| post_session(&s, "application/json", Some(TOKEN), &request.to_string());
     // Disclosure: the global list covers the University, not the Government.
     assert_eq!(
         as_mac("verification_request", "sprequest", disclosure()).status,
@@ -388,14 +384,6 @@ fn start_up_refuses_permissions_that_cannot_be_right() {
     assert!(err.contains("no requestors"), "{err}");
 }
 
-/// Verifies `jwt` with the server's public key; returns its claims.
-fn verified(jwt: &str, public_pem: &str) -> Value {
-    let key = DecodingKey::from_rsa_pem(public_pem.as_bytes()).unwrap();
-    let mut v = Validation::new(Algorithm::RS256);
-    v.required_spec_claims.clear();
-    jsonwebtoken::decode::<Value>(jwt, &key, &v).unwrap().claims
-}
-
 #[test]
 fn results_are_signed_with_the_servers_jwt_key() {
     let jwt_key = RsaKeys::new();
@@ -425,7 +413,7 @@ fn results_are_signed_with_the_servers_jwt_key() {
     assert_eq!(app.run(&s.u).status, 200);
     let r = get(&format!("{}/session/{}/result-jwt", server.url, s.token));
     assert_eq!(r.status, 200, "{}", r.body);
-    let c = verified(&r.body, &public.body);
+    let c = verify_rs256(&r.body, public.body.as_bytes());
     assert_eq!(
         (
             &c["sub"],
@@ -445,7 +433,7 @@ fn results_are_signed_with_the_servers_jwt_key() {
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 77);
     assert_eq!(c["disclosed"][0][0]["rawvalue"], "s31");
     let p = get(&format!("{}/session/{}/getproof", server.url, s.token));
-    let c = verified(&p.body, &public.body);
+    let c = verify_rs256(&p.body, public.body.as_bytes());
     assert_eq!(
         (&c["sub"], &c["status"], &c["attributes"]),
         (
