@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow, bail};
 use clap::{ArgAction, Parser};
 
+use irma_idemix::Configuration;
+
 use crate::jwt::JwtKey;
 use crate::requestors::{Lists, RequestorConfig, Requestors};
 use crate::store::redis::{RedisOptions, Tls};
@@ -360,6 +362,31 @@ impl Args {
             return Ok(Requestors::anonymous(self.global_permissions()));
         }
         Requestors::configured(parsed, self.global_permissions(), self.max_request_age)
+    }
+
+    /// In production, issuance must not be open to anyone who can reach the server: `--no-auth`
+    /// with issue permissions and the private keys of a real (non-demo) scheme needs the app
+    /// endpoints on a port of their own, so the requestor API can stay private.
+    pub fn check_production_exposure(
+        &self,
+        conf: &Configuration,
+        requestors: &Requestors,
+    ) -> Result<()> {
+        let real_keys = conf
+            .issuers_with_private_keys()
+            .filter_map(|i| conf.schemes.get(i.split('.').next().unwrap_or("")))
+            .any(|s| !s.demo);
+        if self.production
+            && !requestors.authenticated()
+            && !requestors.global().issue.is_empty()
+            && real_keys
+            && self.client_port == 0
+        {
+            bail!(
+                "in production, --no-auth with issue permissions and private keys of a non-demo scheme lets anyone who reaches this server issue credentials; authenticate requestors, or serve the app endpoints on --client-port and keep the requestor API private"
+            );
+        }
+        Ok(())
     }
 
     /// The static sessions, checked as `irma server` checks them (§1.15): a name of letters,
@@ -767,6 +794,44 @@ mod tests {
             args(&["--disclose-perms", "a.b.c.d,a.b.*", "--issue-perms="]).global_permissions();
         assert_eq!(given.disclose, vec!["a.b.c.d", "a.b.*"]);
         assert!(given.issue.is_empty(), "an empty flag means none");
+    }
+
+    #[test]
+    fn production_keeps_anonymous_issuance_of_real_credentials_off_a_public_port() {
+        let demo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo");
+        let mut conf = crate::schemes::load(
+            &demo.join("irma_configuration"),
+            Some(&demo.join("privatekeys")),
+        )
+        .unwrap();
+        let open = args(&["--production", "--no-auth", "--issue-perms", "*"]);
+        let requestors = open.requestors().unwrap();
+        // Demo keys are no secret.
+        assert!(open.check_production_exposure(&conf, &requestors).is_ok());
+        conf.schemes.get_mut("stateless-demo").unwrap().demo = false;
+        let e = open
+            .check_production_exposure(&conf, &requestors)
+            .unwrap_err();
+        assert!(e.to_string().contains("--client-port"), "{e}");
+        let apart = args(&[
+            "--production",
+            "--no-auth",
+            "--issue-perms",
+            "*",
+            "--client-port",
+            "9999",
+        ]);
+        assert!(
+            apart
+                .check_production_exposure(&conf, &apart.requestors().unwrap())
+                .is_ok()
+        );
+        let no_issuing = args(&["--production", "--no-auth"]);
+        assert!(
+            no_issuing
+                .check_production_exposure(&conf, &no_issuing.requestors().unwrap())
+                .is_ok()
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
-use irma_idemix::Configuration;
 use irma_server::config::{Args, Command, GuestAction, StoreChoice};
 use irma_server::guests::{self, Guests};
 use irma_server::http::Routes;
@@ -15,7 +14,6 @@ use irma_server::http::{self, AppState};
 use irma_server::http_client::HttpClient;
 use irma_server::listeners::{self, Listener};
 use irma_server::registry::{self, GuestCheck, Registry};
-use irma_server::requestors::Requestors;
 use irma_server::runtime::{GuestHost, Imports, Runtime, types};
 use irma_server::schemes::{self, KeyCache};
 use irma_server::session::Sessions;
@@ -109,7 +107,7 @@ async fn serve(args: &Args) -> Result<()> {
     tracing::info!(schemes = ?conf.schemes.keys().collect::<Vec<_>>(), credential_types = conf.credential_types.len(), "schemes loaded");
     let requestors = Arc::new(args.requestors()?);
     requestors.validate(&conf, args.skip_private_keys_check)?;
-    check_production_exposure(args, &conf, &requestors)?;
+    args.check_production_exposure(&conf, &requestors)?;
     if args.production && args.url.as_deref().is_none_or(str::is_empty) {
         tracing::warn!("no --url configured: apps are sent to {}", args.app_url());
     }
@@ -216,31 +214,6 @@ fn listeners(args: &Args, state: Arc<AppState>) -> Result<Vec<Listener>> {
             what: "apps",
         },
     ])
-}
-
-/// In production, issuance must not be open to anyone who can reach the server: `--no-auth`
-/// with issue permissions and the private keys of a real (non-demo) scheme needs the app
-/// endpoints on a port of their own, so the requestor API can stay private.
-fn check_production_exposure(
-    args: &Args,
-    conf: &Configuration,
-    requestors: &Requestors,
-) -> Result<()> {
-    let real_keys = conf
-        .issuers_with_private_keys()
-        .filter_map(|i| conf.schemes.get(i.split('.').next().unwrap_or("")))
-        .any(|s| !s.demo);
-    if args.production
-        && !requestors.authenticated()
-        && !requestors.global().issue.is_empty()
-        && real_keys
-        && args.client_port == 0
-    {
-        bail!(
-            "in production, --no-auth with issue permissions and private keys of a non-demo scheme lets anyone who reaches this server issue credentials; authenticate requestors, or serve the app endpoints on --client-port and keep the requestor API private"
-        );
-    }
-    Ok(())
 }
 
 /// The guest to start with: in Redis mode the registry's active version (the local guest if

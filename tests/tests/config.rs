@@ -207,3 +207,29 @@ fn routes_under_an_api_prefix() {
         404
     );
 }
+
+#[test]
+fn static_files_beside_the_app_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hello from a file").unwrap();
+    let server = Server::start(
+        Schemes::Demo,
+        &[
+            "--static-path",
+            dir.path().to_str().unwrap(),
+            "--static-prefix",
+            "/assets/",
+        ],
+    );
+    let a = irma_tests::get(&format!("{}/assets/hello.txt", server.url));
+    assert_eq!((a.status, a.body.as_str()), (200, "hello from a file"));
+    assert_eq!(
+        irma_tests::get(&format!("{}/assets/nothing.txt", server.url)).status,
+        404
+    );
+    // The API is still there.
+    assert_eq!(
+        irma_tests::get(&format!("{}/health", server.url)).body,
+        "OK"
+    );
+}

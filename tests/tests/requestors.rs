@@ -32,7 +32,8 @@ fn government_disclosure() -> Value {
 fn server(keys: &RsaKeys, extra: &[&str]) -> Server {
     let requestors = json!({
         "shop": {"auth_method": "token", "key": TOKEN,
-                 "issue_perms": ["stateless-demo.University.studentCard"]},
+                 "issue_perms": ["stateless-demo.University.studentCard"],
+                 "host_perms": ["*.example.com"]},
         "mac": {"auth_method": "hmac", "key": STANDARD.encode(HMAC_SECRET)},
         "pk": {"auth_method": "publickey", "key_file": keys.public_pem.to_str().unwrap()}
     })
@@ -304,6 +305,23 @@ fn permissions_are_the_global_lists_joined_with_the_requestors_own() {
     );
     // Signing: no one may; an empty list refuses without naming anything.
     assert_error(&as_shop(&signature()), 403, "UNAUTHORIZED", "");
+    // `host` puts another host in the app's URL, where the requestor may.
+    let mut hosted = disclosure();
+    hosted["host"] = json!("irma.example.com");
+    let a = as_shop(&hosted);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let u = a.json()["sessionPtr"]["u"].as_str().unwrap().to_owned();
+    assert!(
+        u.starts_with("http://irma.example.com/irma/session/"),
+        "{u}"
+    );
+    hosted["host"] = json!("evil.com");
+    assert_error(
+        &as_shop(&hosted),
+        403,
+        "UNAUTHORIZED",
+        "host evil.com is not permitted",
+    );
     // Issuance with disclosure checks the disclosure against the disclose list.
     let mut with_disclosure = student_card("s2");
     with_disclosure["disclose"] = government_disclosure()["disclose"].clone();
