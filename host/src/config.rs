@@ -13,6 +13,7 @@ use irma_idemix::Configuration;
 use crate::jwt::JwtKey;
 use crate::requestors::{Lists, RequestorConfig, Requestors};
 use crate::store::redis::{RedisOptions, Tls};
+use crate::store::sealing;
 
 #[derive(Debug, Clone, Parser)]
 // Repeated flags override earlier ones, as with `irma server` (pflag).
@@ -213,6 +214,10 @@ pub struct Args {
     /// Plain TCP towards Redis (TLS is on by default).
     #[arg(long, env = "IRMASERVER_REDIS_NO_TLS")]
     pub redis_no_tls: bool,
+    /// File of AES-256 keys sealing session data in Redis: one base64 32-byte key per line;
+    /// the first seals, all open (rotate by prepending a key).
+    #[arg(long, env = "IRMASERVER_REDIS_ENCRYPTION_KEY_FILE")]
+    pub redis_encryption_key_file: Option<PathBuf>,
     /// Redis Sentinel addresses (not supported by this server yet).
     #[arg(long, env = "IRMASERVER_REDIS_SENTINEL_ADDRS", value_delimiter = ',')]
     pub redis_sentinel_addrs: Vec<String>,
@@ -651,6 +656,16 @@ impl Args {
             (None, true) => bail!("--redis-acl-use-key-prefixes needs --redis-username"),
             (_, false) => String::new(),
         };
+        let encryption_keys = match &self.redis_encryption_key_file {
+            None => Vec::new(),
+            Some(path) => {
+                let text = String::from_utf8(read(path, "Redis encryption key file")?)
+                    .map_err(|_| anyhow::anyhow!("Redis encryption key file: not text"))?;
+                sealing::parse_key_file(&text).map_err(|e| {
+                    anyhow::anyhow!("Redis encryption key file {}: {e}", path.display())
+                })?
+            }
+        };
         Ok(StoreChoice::Redis(RedisOptions {
             host,
             port,
@@ -659,6 +674,7 @@ impl Args {
             db: self.redis_db,
             tls,
             key_prefix,
+            encryption_keys,
         }))
     }
 

@@ -160,6 +160,43 @@ impl Redis {
         String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
     }
 
+    /// The value of a string key, byte for byte (none if there is no such key).
+    pub fn get_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        if self.cli(&["EXISTS", key]) != "1" {
+            return None;
+        }
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--raw"])
+            .args(["GET", key])
+            .output()
+            .expect("redis-cli runs");
+        let mut v = out.stdout;
+        // `--raw` ends the value with a newline of its own.
+        v.pop();
+        Some(v)
+    }
+
+    /// Every key and what it holds (strings whole; the members and scores, fields and values
+    /// or elements of sorted sets, hashes, lists and sets), for scanning all of Redis.
+    pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        let keys = self.cli(&["--scan"]);
+        let mut out = Vec::new();
+        for key in keys.lines().filter(|k| !k.is_empty()) {
+            let value = match self.cli(&["TYPE", key]).as_str() {
+                "string" => self.get_bytes(key).unwrap_or_default(),
+                "zset" => self
+                    .cli(&["ZRANGE", key, "0", "-1", "WITHSCORES"])
+                    .into_bytes(),
+                "hash" => self.cli(&["HGETALL", key]).into_bytes(),
+                "list" => self.cli(&["LRANGE", key, "0", "-1"]).into_bytes(),
+                "set" => self.cli(&["SMEMBERS", key]).into_bytes(),
+                _ => continue,
+            };
+            out.push((key.to_owned(), value));
+        }
+        out
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

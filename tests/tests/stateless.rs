@@ -503,17 +503,21 @@ fn key_prefixes_and_database() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_redis_store_keeps_the_store_contract() {
     let redis = Redis::start();
-    let store =
-        irma_server::store::redis::RedisStore::connect(&irma_server::store::redis::RedisOptions {
+    // Plain, and with records and outbox entries sealed.
+    for (prefix, keys) in [("contract:", vec![]), ("sealed:", vec![[7u8; 32]])] {
+        let options = irma_server::store::redis::RedisOptions {
             host: "127.0.0.1".into(),
             port: redis.port,
             username: None,
             password: None,
             db: 0,
             tls: irma_server::store::redis::Tls::Off,
-            key_prefix: "contract:".into(),
-        })
-        .await
-        .unwrap();
-    irma_server::store::contract::check(&store).await;
+            key_prefix: prefix.into(),
+            encryption_keys: keys,
+        };
+        let store = irma_server::store::redis::RedisStore::connect(&options)
+            .await
+            .unwrap();
+        irma_server::store::contract::check(&store).await;
+    }
 }

@@ -28,6 +28,12 @@
 //!
 //! A replica claims due members by moving their score to the end of a lease, so a replica that
 //! dies holding them loses nothing: they fall due again when the lease ends.
+//!
+//! With `--redis-encryption-key-file`, `session:<ct>` and `outbox:<id>` values (everything that
+//! holds attribute values, nonces, requests or results) are sealed ([`sealing`]). What stays
+//! plain holds nothing personal and is what the hot paths read without the guest: `status:<ct>`
+//! (version, statuses, lapse time, requestor token), `token:<rt>`, the `wakeups` and `outbox`
+//! sets (tokens and times), status events (client token and status) and guest components.
 
 use std::time::Duration;
 
@@ -36,6 +42,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Script};
 use tokio::sync::broadcast;
 
+use super::sealing::{self, Sealer};
 use super::{
     Delivery, Loaded, Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write,
     status_from_name, status_name,
@@ -52,6 +59,8 @@ pub struct RedisOptions {
     pub tls: Tls,
     /// Prepended to every key and the channel (`<username>:` with `--redis-acl-use-key-prefixes`).
     pub key_prefix: String,
+    /// `--redis-encryption-key-file`: the first seals records and outbox entries, all open them.
+    pub encryption_keys: Vec<[u8; 32]>,
 }
 
 /// TLS towards Redis.
@@ -77,6 +86,14 @@ impl std::fmt::Debug for RedisOptions {
             .field("username", &self.username)
             .field("db", &self.db)
             .field("key_prefix", &self.key_prefix)
+            .field(
+                "encryption_keys",
+                &self
+                    .encryption_keys
+                    .iter()
+                    .map(sealing::key_name)
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -134,6 +151,8 @@ pub struct RedisStore {
     events: broadcast::Sender<StatusEvent>,
     guest_announcements: broadcast::Sender<String>,
     client_tokens: TokenCache,
+    /// With `--redis-encryption-key-file`: seals `session:<ct>` and `outbox:<id>` values.
+    sealer: Option<Sealer>,
 }
 
 /// Requestor token → client token, remembered: the pair never changes while a session lives
@@ -200,6 +219,8 @@ impl RedisStore {
             events,
             guest_announcements,
             client_tokens: TokenCache::default(),
+            sealer: (!options.encryption_keys.is_empty())
+                .then(|| Sealer::new(&options.encryption_keys)),
         })
     }
 
@@ -400,7 +421,7 @@ impl SessionStore for RedisStore {
         .ignore()
         .set_options(
             self.key("session", ct),
-            write.record,
+            self.seal(&self.key("session", ct), write.record),
             redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
         )
         .ignore()
@@ -431,6 +452,9 @@ impl SessionStore for RedisStore {
             return Ok(None);
         };
         let (version, summary, rt) = parse_status(&status)?;
+        let record = self
+            .open(&self.key("session", &ct), record)
+            .map_err(|e| StoreError::Corrupt(format!("session record: {e}")))?;
         Ok(Some(Loaded {
             ct,
             rt,
@@ -450,8 +474,9 @@ impl SessionStore for RedisStore {
         for d in &write.outbox {
             save.key(self.key("outbox", &d.id));
         }
+        let record = self.seal(&self.key("session", &loaded.ct), write.record);
         save.arg(loaded.version.to_string())
-            .arg(write.record)
+            .arg(record)
             .arg(summary_value(&write.summary))
             .arg(ttl_ms(write.keep_secs))
             .arg(&loaded.rt)
@@ -460,7 +485,7 @@ impl SessionStore for RedisStore {
         for d in &write.outbox {
             save.arg(&d.id)
                 .arg(d.created_ms)
-                .arg(serde_json::to_string(d).expect("serializes"));
+                .arg(self.delivery_value(d));
         }
         let written: i64 = save
             .invoke_async(&mut self.conn.clone())
@@ -519,17 +544,28 @@ impl SessionStore for RedisStore {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(|id| self.key("outbox", id)).collect();
-        let payloads: Vec<Option<String>> =
+        let payloads: Vec<Option<Vec<u8>>> =
             self.conn.clone().mget(&keys).await.map_err(unavailable)?;
         let mut out = Vec::new();
-        for (id, payload) in ids.iter().zip(payloads) {
-            match payload.map(|p| serde_json::from_str::<Delivery>(&p)) {
-                Some(Ok(d)) => out.push(d),
-                // Expired or unreadable: nothing can be delivered; forget it.
-                other => {
-                    if let Some(Err(e)) = other {
-                        tracing::error!(id, "unreadable outbox entry: {e}");
-                    }
+        for ((id, key), payload) in ids.iter().zip(&keys).zip(payloads) {
+            let Some(payload) = payload else {
+                // Expired: nothing can be delivered; forget it.
+                self.finish_delivery(id).await?;
+                continue;
+            };
+            let plain = match self.open(key, payload) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Perhaps a replica with the right key can: leave it (it falls due again
+                    // after the lease, and expires with its TTL).
+                    tracing::error!("outbox entry that cannot be opened: {e}");
+                    continue;
+                }
+            };
+            match serde_json::from_slice::<Delivery>(&plain) {
+                Ok(d) => out.push(d),
+                Err(e) => {
+                    tracing::error!("unreadable outbox entry: {e}");
                     self.finish_delivery(id).await?;
                 }
             }
@@ -585,11 +621,25 @@ impl RedisStore {
         format!("{}{name}", self.prefix)
     }
 
+    fn seal(&self, name: &str, plain: Vec<u8>) -> Vec<u8> {
+        sealing::seal(self.sealer.as_ref(), name, plain)
+    }
+
+    fn open(&self, name: &str, value: Vec<u8>) -> Result<Vec<u8>, sealing::Unsealable> {
+        sealing::open(self.sealer.as_ref(), name, value)
+    }
+
+    /// What `outbox:<id>` holds: the delivery as JSON, sealed if keys are set.
+    fn delivery_value(&self, d: &Delivery) -> Vec<u8> {
+        let json = serde_json::to_vec(d).expect("serializes");
+        self.seal(&self.key("outbox", &d.id), json)
+    }
+
     /// Adds `d` to the outbox, due at `at_ms`.
     fn add_delivery(&self, pipe: &mut redis::Pipeline, d: &Delivery, at_ms: i64) {
         pipe.set_options(
             self.key("outbox", &d.id),
-            serde_json::to_string(d).expect("serializes"),
+            self.delivery_value(d),
             redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(OUTBOX_KEEP_MS)),
         )
         .ignore()
