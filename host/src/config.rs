@@ -12,7 +12,7 @@ use irma_idemix::Configuration;
 
 use crate::jwt::JwtKey;
 use crate::requestors::{Lists, RequestorConfig, Requestors};
-use crate::store::redis::{RedisOptions, Tls};
+use crate::store::redis::{Endpoint, RedisOptions, Tls};
 use crate::store::sealing;
 
 #[derive(Debug, Clone, Parser)]
@@ -218,21 +218,31 @@ pub struct Args {
     /// the first seals, all open (rotate by prepending a key).
     #[arg(long, env = "IRMASERVER_REDIS_ENCRYPTION_KEY_FILE")]
     pub redis_encryption_key_file: Option<PathBuf>,
-    /// Redis Sentinel addresses (not supported by this server yet).
+    /// Redis Sentinel addresses (`host:port`, comma-separated): the master is whichever node
+    /// they name, followed across failovers. Instead of --redis-addr.
     #[arg(long, env = "IRMASERVER_REDIS_SENTINEL_ADDRS", value_delimiter = ',')]
     pub redis_sentinel_addrs: Vec<String>,
-    /// Redis Sentinel master name (not supported yet).
+    /// The name the sentinels monitor the master under.
     #[arg(long, env = "IRMASERVER_REDIS_SENTINEL_MASTER_NAME")]
     pub redis_sentinel_master_name: Option<String>,
-    /// Redis Sentinel user (not supported yet).
+    /// User towards the sentinels.
     #[arg(long, env = "IRMASERVER_REDIS_SENTINEL_USERNAME")]
     pub redis_sentinel_username: Option<String>,
-    /// Redis Sentinel password (not supported yet).
+    /// Password towards the sentinels.
     #[arg(long, env = "IRMASERVER_REDIS_SENTINEL_PW", hide_env_values = true)]
     pub redis_sentinel_pw: Option<String>,
-    /// Accept the risks of replicated Redis setups (accepted for compatibility).
+    /// Do not wait for a replica after each session write (with Sentinel): faster, but a
+    /// write acknowledged just before the master dies may be lost in the failover.
     #[arg(long, env = "IRMASERVER_REDIS_ACCEPT_INCONSISTENCY_RISK")]
     pub redis_accept_inconsistency_risk: bool,
+    /// Every session write waits until this many replicas have it (Redis `WAIT`), or the
+    /// request fails. Default: 1 with Sentinel (0 with --redis-accept-inconsistency-risk),
+    /// 0 with --redis-addr.
+    #[arg(long, env = "IRMASERVER_REDIS_WAIT_REPLICAS")]
+    pub redis_wait_replicas: Option<u32>,
+    /// How long a session write waits for its replicas (ms).
+    #[arg(long, env = "IRMASERVER_REDIS_WAIT_TIMEOUT", default_value_t = 1000)]
+    pub redis_wait_timeout: u64,
     /// The guest component to run, watched for changes in memory mode (default: the guest
     /// built into this binary).
     #[arg(long, env = "IRMASERVER_GUEST")]
@@ -594,15 +604,51 @@ impl Args {
             "redis" => {}
             _ => bail!("storeType not known"),
         }
-        if !self.redis_sentinel_addrs.is_empty() || self.redis_sentinel_master_name.is_some() {
-            bail!("Redis Sentinel is not supported by this server yet; use --redis-addr");
-        }
-        let Some(addr) = self.redis_addr.as_deref().filter(|a| !a.is_empty()) else {
-            bail!(
+        let sentinels: Vec<&String> = self
+            .redis_sentinel_addrs
+            .iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        let addr = self.redis_addr.as_deref().filter(|a| !a.is_empty());
+        let endpoint = match (addr, sentinels.is_empty()) {
+            (Some(_), false) => {
+                bail!("specify either --redis-addr or --redis-sentinel-addrs, not both")
+            }
+            (None, true) => bail!(
                 "When Redis is used as session data store, a Redis URL must be specified with the --redis-addr flag."
-            );
+            ),
+            (Some(addr), true) => {
+                let (host, port) = split_host_port("--redis-addr", addr)?;
+                Endpoint::Addr { host, port }
+            }
+            (None, false) => {
+                let Some(master_name) = self
+                    .redis_sentinel_master_name
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                else {
+                    bail!("--redis-sentinel-addrs needs --redis-sentinel-master-name");
+                };
+                Endpoint::Sentinel {
+                    sentinels: sentinels
+                        .iter()
+                        .map(|a| split_host_port("--redis-sentinel-addrs", a))
+                        .collect::<Result<_>>()?,
+                    master_name,
+                    username: self
+                        .redis_sentinel_username
+                        .clone()
+                        .filter(|u| !u.is_empty()),
+                    password: self.redis_sentinel_pw.clone().filter(|p| !p.is_empty()),
+                }
+            }
         };
-        let (host, port) = split_host_port(addr)?;
+        let wait_replicas = self.redis_wait_replicas.unwrap_or(
+            match (&endpoint, self.redis_accept_inconsistency_risk) {
+                (Endpoint::Sentinel { .. }, false) => 1,
+                _ => 0,
+            },
+        );
         let password = self.redis_pw.clone().filter(|p| !p.is_empty());
         if password.is_none() && !self.redis_allow_empty_password {
             bail!(
@@ -667,14 +713,15 @@ impl Args {
             }
         };
         Ok(StoreChoice::Redis(RedisOptions {
-            host,
-            port,
+            endpoint,
             username,
             password,
             db: self.redis_db,
             tls,
             key_prefix,
             encryption_keys,
+            wait_replicas,
+            wait_timeout_ms: self.redis_wait_timeout,
         }))
     }
 
@@ -697,17 +744,18 @@ pub enum StoreChoice {
     Redis(RedisOptions),
 }
 
-/// `host:port`, `[v6]:port`.
-fn split_host_port(addr: &str) -> Result<(String, u16)> {
+/// `host:port`, `[v6]:port`, given with `flag`.
+fn split_host_port(flag: &str, addr: &str) -> Result<(String, u16)> {
+    let addr = addr.trim();
     let Some((host, port)) = addr.rsplit_once(':') else {
-        bail!("--redis-addr {addr}: expected host:port");
+        bail!("{flag} {addr}: expected host:port");
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let Ok(port) = port.parse::<u16>() else {
-        bail!("--redis-addr {addr}: bad port");
+        bail!("{flag} {addr}: bad port");
     };
     if host.is_empty() {
-        bail!("--redis-addr {addr}: no host");
+        bail!("{flag} {addr}: no host");
     }
     Ok((host.to_owned(), port))
 }
@@ -886,7 +934,8 @@ mod tests {
         let StoreChoice::Redis(o) = args(&open).store().unwrap() else {
             panic!("redis")
         };
-        assert_eq!((o.host.as_str(), o.port, o.db), ("127.0.0.1", 6379, 0));
+        assert!(matches!(&o.endpoint, Endpoint::Addr { host, port: 6379 } if host == "127.0.0.1"));
+        assert_eq!((o.db, o.wait_replicas), (0, 0), "no WAIT with one address");
         assert!(matches!(o.tls, Tls::SystemRoots), "TLS is on by default");
         assert_eq!(o.key_prefix, "");
         let no_tls_cert = [&open[..], &["--redis-no-tls", "--redis-tls-cert", "PEM"]].concat();
@@ -945,12 +994,92 @@ mod tests {
         let StoreChoice::Redis(o) = args(&v6).store().unwrap() else {
             panic!("redis")
         };
-        assert_eq!((o.host.as_str(), o.port), ("::1", 7000));
+        assert!(matches!(&o.endpoint, Endpoint::Addr { host, port: 7000 } if host == "::1"));
         assert!(matches!(o.tls, Tls::Off));
-        let sentinel = [&open[..], &["--redis-sentinel-addrs", "a:1,b:2"]].concat();
-        assert!(store_error(&sentinel).contains("Sentinel is not supported"));
         assert!(
             store_error(&["--store-type", "redis", "--redis-addr", "nohost"]).contains("host:port")
         );
+    }
+
+    #[test]
+    fn sentinel_flags_name_the_master_and_default_to_waiting_for_a_replica() {
+        let base = [
+            "--store-type",
+            "redis",
+            "--redis-allow-empty-password",
+            "--redis-no-tls",
+        ];
+        fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+            [base, extra].concat()
+        }
+        let sentinel = with(&base, &["--redis-sentinel-addrs", "a:1, b:2"]);
+        assert!(store_error(&sentinel).contains("needs --redis-sentinel-master-name"));
+        let both = with(
+            &base,
+            &[
+                "--redis-sentinel-addrs",
+                "a:1",
+                "--redis-sentinel-master-name",
+                "m",
+                "--redis-addr",
+                "c:3",
+            ],
+        );
+        assert!(store_error(&both).contains("not both"));
+        let bad = with(
+            &base,
+            &[
+                "--redis-sentinel-addrs",
+                "a:1,b",
+                "--redis-sentinel-master-name",
+                "m",
+            ],
+        );
+        assert_eq!(
+            store_error(&bad),
+            "--redis-sentinel-addrs b: expected host:port"
+        );
+        let named = [
+            &sentinel[..],
+            &[
+                "--redis-sentinel-master-name",
+                "mymaster",
+                "--redis-sentinel-pw",
+                "spw",
+            ],
+        ]
+        .concat();
+        let StoreChoice::Redis(o) = args(&named).store().unwrap() else {
+            panic!("redis")
+        };
+        let Endpoint::Sentinel {
+            sentinels,
+            master_name,
+            password,
+            ..
+        } = &o.endpoint
+        else {
+            panic!("sentinel")
+        };
+        assert_eq!(
+            (sentinels.clone(), master_name.as_str(), password.as_deref()),
+            (
+                vec![("a".to_owned(), 1), ("b".to_owned(), 2)],
+                "mymaster",
+                Some("spw")
+            )
+        );
+        assert_eq!((o.wait_replicas, o.wait_timeout_ms), (1, 1000));
+        assert!(!format!("{o:?}").contains("spw"), "no password printed");
+        let risky = [&named[..], &["--redis-accept-inconsistency-risk"]].concat();
+        let StoreChoice::Redis(o) = args(&risky).store().unwrap() else {
+            panic!("redis")
+        };
+        assert_eq!(o.wait_replicas, 0);
+        let explicit = [&risky[..], &["--redis-wait-replicas", "2"]].concat();
+        let StoreChoice::Redis(o) = args(&explicit).store().unwrap() else {
+            panic!("redis")
+        };
+        assert_eq!(o.wait_replicas, 2);
     }
 }

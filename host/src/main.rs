@@ -130,7 +130,7 @@ async fn serve(args: &Args) -> Result<()> {
         StoreChoice::Memory => Store::Memory(MemoryStore::new()),
         StoreChoice::Redis(options) => {
             let store = RedisStore::connect(&options).await?;
-            tracing::info!(addr = %format!("{}:{}", options.host, options.port), db = options.db, tls = !matches!(options.tls, Tls::Off), sealing_key = options.encryption_keys.first().map(irma_server::store::sealing::key_name).unwrap_or_default(), "session store: redis");
+            tracing::info!(endpoint = %options.endpoint_name(), db = options.db, wait_replicas = options.wait_replicas, tls = !matches!(options.tls, Tls::Off), sealing_key = options.encryption_keys.first().map(irma_server::store::sealing::key_name).unwrap_or_default(), "session store: redis");
             Store::Redis(store)
         }
     });

@@ -27,22 +27,28 @@ use crate::guests::{Guests, Ledger, ReplicaStatus, readable, retire};
 use crate::runtime::{Runtime, guest_hash};
 use crate::session::now_ms;
 use crate::store::redis::RedisStore;
+use crate::store::redis_link::Link;
 
 /// How long a replica's report lives without being refreshed.
 const REPORT_SECS: u64 = 5;
 
 #[derive(Clone)]
 pub struct Registry {
-    conn: ConnectionManager,
+    link: Arc<Link>,
     prefix: String,
 }
 
 impl Registry {
     pub fn new(store: &RedisStore) -> Registry {
         Registry {
-            conn: store.connection(),
+            link: store.link(),
             prefix: store.prefix().to_owned(),
         }
+    }
+
+    /// A connection to the current master.
+    fn conn(&self) -> ConnectionManager {
+        self.link.conn()
     }
 
     fn key(&self, k: &str) -> String {
@@ -50,19 +56,19 @@ impl Registry {
     }
 
     pub async fn active(&self) -> Result<Option<String>> {
-        Ok(self.conn.clone().get(self.key("active")).await?)
+        Ok(self.conn().get(self.key("active")).await?)
     }
 
     pub async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .conn
+            .conn()
             .clone()
             .get(self.key(&format!("blob:{hash}")))
             .await?)
     }
 
     pub async fn ledger(&self) -> Result<Ledger> {
-        let raw: Vec<(u32, String)> = self.conn.clone().hgetall(self.key("schemas")).await?;
+        let raw: Vec<(u32, String)> = self.conn().hgetall(self.key("schemas")).await?;
         raw.into_iter()
             .map(|(schema, v)| {
                 let until = match v.as_str() {
@@ -87,13 +93,13 @@ impl Registry {
         if !entries.is_empty() {
             pipe.hset_multiple(self.key("schemas"), &entries).ignore();
         }
-        pipe.exec_async(&mut self.conn.clone()).await?;
+        pipe.exec_async(&mut self.conn()).await?;
         Ok(())
     }
 
     /// The schema a registered guest writes.
     async fn writes(&self, hash: &str) -> Result<Option<u32>> {
-        Ok(self.conn.clone().hget(self.key("writes"), hash).await?)
+        Ok(self.conn().hget(self.key("writes"), hash).await?)
     }
 
     /// Keeps a guest's bytes and the schema it writes.
@@ -103,7 +109,7 @@ impl Registry {
             .ignore()
             .hset(self.key("writes"), &runtime.hash, runtime.schema_written)
             .ignore()
-            .exec_async(&mut self.conn.clone())
+            .exec_async(&mut self.conn())
             .await?;
         Ok(())
     }
@@ -112,7 +118,7 @@ impl Registry {
     /// later rollback has something to return to.
     pub async fn bootstrap(&self, bytes: &[u8], runtime: &Runtime) -> Result<()> {
         self.store(bytes, runtime).await?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let _: bool = conn
             .hset_nx(self.key("schemas"), runtime.schema_written, "live")
             .await?;
@@ -145,7 +151,7 @@ impl Registry {
             .map_err(|e| anyhow!("guest {} refused: {e}", runtime.hash))?;
         let previous = self.active().await?;
         self.store(bytes, runtime).await?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let old = match &previous {
             Some(p) => self.writes(p).await?,
             None => None,
@@ -175,7 +181,7 @@ impl Registry {
     /// `guest rollback`: makes the previously active version active again, if it is still
     /// safe (it must read every record schema the store may hold).
     pub async fn rollback(&self, guests_host: &GuestCheck) -> Result<String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let previous: Option<String> = conn.lindex(self.key("history"), 0).await?;
         let Some(previous) = previous else {
             bail!("no earlier guest version to roll back to");
@@ -193,7 +199,7 @@ impl Registry {
     /// Publishes what this replica runs, for `guest status`.
     pub async fn report(&self, status: &ReplicaStatus) -> Result<()> {
         let _: () = self
-            .conn
+            .conn()
             .clone()
             .set_ex(
                 self.key(&format!("replica:{}", status.replica)),
@@ -206,7 +212,7 @@ impl Registry {
 
     /// `guest status`: the active version, the history, the ledger and every live replica.
     pub async fn status(&self) -> Result<Value> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let history: Vec<String> = conn.lrange(self.key("history"), 0, -1).await?;
         let mut keys: Vec<String> = Vec::new();
         let mut iter: redis::AsyncIter<String> = conn.scan_match(self.key("replica:*")).await?;

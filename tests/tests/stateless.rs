@@ -506,14 +506,9 @@ async fn the_redis_store_keeps_the_store_contract() {
     // Plain, and with records and outbox entries sealed.
     for (prefix, keys) in [("contract:", vec![]), ("sealed:", vec![[7u8; 32]])] {
         let options = irma_server::store::redis::RedisOptions {
-            host: "127.0.0.1".into(),
-            port: redis.port,
-            username: None,
-            password: None,
-            db: 0,
-            tls: irma_server::store::redis::Tls::Off,
             key_prefix: prefix.into(),
             encryption_keys: keys,
+            ..irma_server::store::redis::RedisOptions::plain("127.0.0.1", redis.port)
         };
         let store = irma_server::store::redis::RedisStore::connect(&options)
             .await

@@ -9,6 +9,7 @@
 pub mod contract;
 pub mod memory;
 pub mod redis;
+pub mod redis_link;
 pub mod sealing;
 
 use std::future::Future;

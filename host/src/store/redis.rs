@@ -35,13 +35,16 @@
 //! (version, statuses, lapse time, requestor token), `token:<rt>`, the `wakeups` and `outbox`
 //! sets (tokens and times), status events (client token and status) and guest components.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Script};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
 use tokio::sync::broadcast;
 
+use super::redis_link::Link;
 use super::sealing::{self, Sealer};
 use super::{
     Delivery, Loaded, Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write,
@@ -51,8 +54,7 @@ use super::{
 /// How to reach Redis (from the `--redis-*` flags, validated).
 #[derive(Clone)]
 pub struct RedisOptions {
-    pub host: String,
-    pub port: u16,
+    pub endpoint: Endpoint,
     pub username: Option<String>,
     pub password: Option<String>,
     pub db: i64,
@@ -61,6 +63,63 @@ pub struct RedisOptions {
     pub key_prefix: String,
     /// `--redis-encryption-key-file`: the first seals records and outbox entries, all open them.
     pub encryption_keys: Vec<[u8; 32]>,
+    /// Every session write waits until this many replicas have it (`WAIT`); 0: no waiting.
+    pub wait_replicas: u32,
+    /// How long a write waits for its replicas before the request fails.
+    pub wait_timeout_ms: u64,
+}
+
+/// Where the master is.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// `--redis-addr host:port`.
+    Addr { host: String, port: u16 },
+    /// `--redis-sentinel-addrs`: whichever node these sentinels name as the master.
+    Sentinel {
+        sentinels: Vec<(String, u16)>,
+        master_name: String,
+        username: Option<String>,
+        password: Option<String>,
+    },
+}
+
+impl RedisOptions {
+    /// Where the master is, for logs: `host:port`, or the master name and the sentinels.
+    pub fn endpoint_name(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Addr { host, port } => format!("{host}:{port}"),
+            Endpoint::Sentinel {
+                sentinels,
+                master_name,
+                ..
+            } => format!(
+                "{master_name} via sentinels {}",
+                sentinels
+                    .iter()
+                    .map(|(h, p)| format!("{h}:{p}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        }
+    }
+
+    /// Plain TCP to one address, no password: for tests and tools.
+    pub fn plain(host: &str, port: u16) -> RedisOptions {
+        RedisOptions {
+            endpoint: Endpoint::Addr {
+                host: host.to_owned(),
+                port,
+            },
+            username: None,
+            password: None,
+            db: 0,
+            tls: Tls::Off,
+            key_prefix: String::new(),
+            encryption_keys: Vec::new(),
+            wait_replicas: 0,
+            wait_timeout_ms: 1000,
+        }
+    }
 }
 
 /// TLS towards Redis.
@@ -81,11 +140,11 @@ pub enum Tls {
 impl std::fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisOptions")
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("endpoint", &self.endpoint_name())
             .field("username", &self.username)
             .field("db", &self.db)
             .field("key_prefix", &self.key_prefix)
+            .field("wait_replicas", &self.wait_replicas)
             .field(
                 "encryption_keys",
                 &self
@@ -136,13 +195,11 @@ return due
 /// How long an undelivered callback is kept at most.
 const OUTBOX_KEEP_MS: u64 = 86_400_000;
 
-/// Redis errors give a 500 at once rather than after long retries; the connection manager
-/// reconnects by itself on the next command, so service resumes when Redis is back.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a request waits for Sentinel to name a new master before it fails.
+const FAILOVER_PATIENCE: Duration = Duration::from_secs(15);
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    link: Arc<Link>,
     save: Script,
     claim: Script,
     prefix: String,
@@ -153,6 +210,9 @@ pub struct RedisStore {
     client_tokens: TokenCache,
     /// With `--redis-encryption-key-file`: seals `session:<ct>` and `outbox:<id>` values.
     sealer: Option<Sealer>,
+    /// `WAIT <replicas> <ms>` after each session write, unless 0 replicas.
+    wait_replicas: u32,
+    wait_timeout_ms: u64,
 }
 
 /// Requestor token → client token, remembered: the pair never changes while a session lives
@@ -180,6 +240,9 @@ impl TokenCache {
     }
 }
 
+/// Whether a write reached as many replicas as asked.
+struct Replicated(bool);
+
 fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -188,30 +251,17 @@ impl RedisStore {
     /// Connects (a `PING` must succeed, as with `irma server`) and starts following the status
     /// channel.
     pub async fn connect(options: &RedisOptions) -> anyhow::Result<RedisStore> {
-        let client = client(options)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500))
-            .set_number_of_retries(2);
-        let mut conn = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(|e| anyhow::anyhow!("failed to connect to Redis: {e}"))?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| anyhow::anyhow!("failed to connect to Redis: {e}"))?;
+        let link = Link::connect(options).await?;
         let events = broadcast::channel(1024).0;
         let guest_announcements = broadcast::channel(16).0;
         tokio::spawn(follow_channels(
-            client,
+            link.clone(),
             options.key_prefix.clone(),
             events.clone(),
             guest_announcements.clone(),
         ));
         Ok(RedisStore {
-            conn,
+            link,
             save: Script::new(SAVE),
             claim: Script::new(CLAIM),
             prefix: options.key_prefix.clone(),
@@ -221,12 +271,60 @@ impl RedisStore {
             client_tokens: TokenCache::default(),
             sealer: (!options.encryption_keys.is_empty())
                 .then(|| Sealer::new(&options.encryption_keys)),
+            wait_replicas: options.wait_replicas,
+            wait_timeout_ms: options.wait_timeout_ms,
         })
     }
 
-    /// A connection for other users of this Redis (the guest registry).
-    pub fn connection(&self) -> ConnectionManager {
-        self.conn.clone()
+    /// The link to the master, for other users of this Redis (the guest registry).
+    pub fn link(&self) -> Arc<Link> {
+        self.link.clone()
+    }
+
+    /// Runs `op` on the master. In Sentinel mode an error a failover explains waits (up to
+    /// [`FAILOVER_PATIENCE`]) for the sentinels to name a new master and runs `op` again
+    /// there: a compare-and-swap whose first try did take effect then reads as a conflict,
+    /// and the transition runs again on what was committed.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + FAILOVER_PATIENCE;
+        loop {
+            let seen = self.link.seen();
+            match op(self.link.conn()).await {
+                Ok(v) => return Ok(v),
+                Err(e) if self.link.failover_may_help(&e) => {
+                    tracing::debug!("Redis command failed, waiting for a new master: {e}");
+                    if !self.link.switched_since(seen, deadline).await {
+                        return Err(unavailable(e));
+                    }
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    /// After a session write on `conn`: waits until enough replicas have it, if asked to.
+    async fn replicated(&self, conn: &mut ConnectionManager) -> redis::RedisResult<Replicated> {
+        if self.wait_replicas == 0 {
+            return Ok(Replicated(true));
+        }
+        let acked: u32 = redis::cmd("WAIT")
+            .arg(self.wait_replicas)
+            .arg(self.wait_timeout_ms)
+            .query_async(conn)
+            .await?;
+        Ok(Replicated(acked >= self.wait_replicas))
+    }
+
+    /// The error for a write that too few replicas acknowledged in time.
+    fn not_replicated(&self) -> StoreError {
+        StoreError::Unavailable(format!(
+            "the write was not acknowledged by {} Redis replica(s) within {} ms",
+            self.wait_replicas, self.wait_timeout_ms
+        ))
     }
 
     /// The key prefix (`<username>:` or empty).
@@ -253,51 +351,13 @@ impl RedisStore {
         if let Some(ct) = self.client_tokens.get(rt) {
             return Ok(Some(ct));
         }
-        let ct: Option<String> = self
-            .conn
-            .clone()
-            .get(self.key("token", rt))
-            .await
-            .map_err(unavailable)?;
+        let key = &self.key("token", rt);
+        let ct: Option<String> = self.run(|mut c| async move { c.get(key).await }).await?;
         if let Some(ct) = &ct {
             self.client_tokens.put(rt, ct);
         }
         Ok(ct)
     }
-}
-
-/// Builds the client for the options: plain TCP, TLS with system roots, or TLS with our root.
-fn client(o: &RedisOptions) -> anyhow::Result<Client> {
-    let addr = match o.tls {
-        Tls::Off => ConnectionAddr::Tcp(o.host.clone(), o.port),
-        _ => ConnectionAddr::TcpTls {
-            host: o.host.clone(),
-            port: o.port,
-            insecure: false,
-            tls_params: None,
-        },
-    };
-    let mut settings = redis::RedisConnectionInfo::default().set_db(o.db);
-    if let Some(u) = o.username.as_deref().filter(|u| !u.is_empty()) {
-        settings = settings.set_username(u);
-    }
-    if let Some(p) = o.password.as_deref().filter(|p| !p.is_empty()) {
-        settings = settings.set_password(p);
-    }
-    let info: ConnectionInfo = addr.into_connection_info()?.set_redis_settings(settings);
-    Ok(match &o.tls {
-        Tls::Custom { root_pem, client } => Client::build_with_tls(
-            info,
-            redis::TlsCertificates {
-                client_tls: client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
-                    client_cert: cert.clone(),
-                    client_key: key.clone(),
-                }),
-                root_cert: Some(root_pem.clone()),
-            },
-        )?,
-        _ => Client::open(info)?,
-    })
 }
 
 /// Forwards what any replica publishes to this process's subscribers, for as long as the
@@ -306,15 +366,17 @@ fn client(o: &RedisOptions) -> anyhow::Result<Client> {
 /// published while the subscription is down are lost: SSE streams re-read the summary and the
 /// guest watcher re-reads the active version every second for that.
 async fn follow_channels(
-    client: Client,
+    link: Arc<Link>,
     prefix: String,
     events: broadcast::Sender<StatusEvent>,
     guests: broadcast::Sender<String>,
 ) {
     let status_channel = format!("{prefix}statusevents");
     let guest_channel = format!("{prefix}guests");
+    let mut master = link.generation();
     loop {
-        match client.get_async_pubsub().await {
+        master.borrow_and_update();
+        match link.client().get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub
                 .subscribe(&[status_channel.as_str(), guest_channel.as_str()])
                 .await
@@ -322,7 +384,14 @@ async fn follow_channels(
                 Ok(()) => {
                     tracing::debug!("following status events and guest announcements");
                     let mut messages = pubsub.into_on_message();
-                    while let Some(msg) = messages.next().await {
+                    loop {
+                        let msg = tokio::select! {
+                            m = messages.next() => m,
+                            // A new master: subscribe there (the old one may linger as a
+                            // replica, or half-dead).
+                            _ = master.changed() => None,
+                        };
+                        let Some(msg) = msg else { break };
                         let Ok(payload) = msg.get_payload::<String>() else {
                             continue;
                         };
@@ -430,10 +499,17 @@ impl SessionStore for RedisStore {
             status,
             redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
         )
-        .ignore()
-        .exec_async(&mut self.conn.clone())
-        .await
-        .map_err(unavailable)?;
+        .ignore();
+        let pipe = &pipe;
+        let replicated = self
+            .run(|mut c| async move {
+                pipe.exec_async(&mut c).await?;
+                self.replicated(&mut c).await
+            })
+            .await?;
+        if !replicated.0 {
+            return Err(self.not_replicated());
+        }
         self.client_tokens.put(rt, ct);
         Ok(())
     }
@@ -442,12 +518,9 @@ impl SessionStore for RedisStore {
         let Some(ct) = self.client_token(token).await? else {
             return Ok(None);
         };
-        let (record, status): (Option<Vec<u8>>, Option<String>) = self
-            .conn
-            .clone()
-            .mget(&[self.key("session", &ct), self.key("status", &ct)])
-            .await
-            .map_err(unavailable)?;
+        let keys = &[self.key("session", &ct), self.key("status", &ct)];
+        let (record, status): (Option<Vec<u8>>, Option<String>) =
+            self.run(|mut c| async move { c.mget(keys).await }).await?;
         let (Some(record), Some(status)) = (record, status) else {
             return Ok(None);
         };
@@ -465,32 +538,52 @@ impl SessionStore for RedisStore {
     }
 
     async fn save(&self, loaded: &Loaded, write: Write) -> Result<Saved, StoreError> {
-        let mut save = self.save.prepare_invoke();
-        save.key(self.key("session", &loaded.ct))
-            .key(self.key("status", &loaded.ct))
-            .key(self.key("token", &loaded.rt))
-            .key(self.key_of("wakeups"))
-            .key(self.key_of("outbox"));
+        let mut keys = vec![
+            self.key("session", &loaded.ct),
+            self.key("status", &loaded.ct),
+            self.key("token", &loaded.rt),
+            self.key_of("wakeups"),
+            self.key_of("outbox"),
+        ];
+        keys.extend(write.outbox.iter().map(|d| self.key("outbox", &d.id)));
+        let mut args: Vec<Vec<u8>> = vec![
+            loaded.version.to_string().into_bytes(),
+            self.seal(&keys[0], write.record),
+            summary_value(&write.summary).into_bytes(),
+            ttl_ms(write.keep_secs).to_string().into_bytes(),
+            loaded.rt.clone().into_bytes(),
+            loaded.ct.clone().into_bytes(),
+            write
+                .wake_at_ms
+                .map_or("-".to_owned(), |t| t.to_string())
+                .into_bytes(),
+        ];
         for d in &write.outbox {
-            save.key(self.key("outbox", &d.id));
+            args.push(d.id.clone().into_bytes());
+            args.push(d.created_ms.to_string().into_bytes());
+            args.push(self.delivery_value(d));
         }
-        let record = self.seal(&self.key("session", &loaded.ct), write.record);
-        save.arg(loaded.version.to_string())
-            .arg(record)
-            .arg(summary_value(&write.summary))
-            .arg(ttl_ms(write.keep_secs))
-            .arg(&loaded.rt)
-            .arg(&loaded.ct)
-            .arg(write.wake_at_ms.map_or("-".to_owned(), |t| t.to_string()));
-        for d in &write.outbox {
-            save.arg(&d.id)
-                .arg(d.created_ms)
-                .arg(self.delivery_value(d));
+        let (keys, args) = (&keys, &args);
+        let (written, replicated) = self
+            .run(|mut c| async move {
+                let mut save = self.save.prepare_invoke();
+                for k in keys {
+                    save.key(k);
+                }
+                for a in args {
+                    save.arg(a);
+                }
+                let written: i64 = save.invoke_async(&mut c).await?;
+                let replicated = match written {
+                    1 => self.replicated(&mut c).await?,
+                    _ => Replicated(true),
+                };
+                Ok((written, replicated))
+            })
+            .await?;
+        if !replicated.0 {
+            return Err(self.not_replicated());
         }
-        let written: i64 = save
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
         Ok(if written == 1 {
             Saved::Ok
         } else {
@@ -502,12 +595,8 @@ impl SessionStore for RedisStore {
         let Some(ct) = self.client_token(token).await? else {
             return Ok(None);
         };
-        let status: Option<String> = self
-            .conn
-            .clone()
-            .get(self.key("status", &ct))
-            .await
-            .map_err(unavailable)?;
+        let key = &self.key("status", &ct);
+        let status: Option<String> = self.run(|mut c| async move { c.get(key).await }).await?;
         match status {
             None => Ok(None),
             Some(s) => Ok(Some((ct, parse_status(&s)?.1))),
@@ -516,9 +605,10 @@ impl SessionStore for RedisStore {
 
     async fn announce(&self, event: StatusEvent) {
         let message = format!("{} {}", event.ct, status_name(event.status));
+        // One try: subscribers re-read summaries, so a lost announcement only delays them.
         let sent: Result<i64, _> = self
-            .conn
-            .clone()
+            .link
+            .conn()
             .publish(&self.status_channel, message)
             .await;
         if let Err(e) = sent {
@@ -544,8 +634,10 @@ impl SessionStore for RedisStore {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(|id| self.key("outbox", id)).collect();
-        let payloads: Vec<Option<Vec<u8>>> =
-            self.conn.clone().mget(&keys).await.map_err(unavailable)?;
+        let payloads: Vec<Option<Vec<u8>>> = {
+            let keys = &keys;
+            self.run(|mut c| async move { c.mget(keys).await }).await?
+        };
         let mut out = Vec::new();
         for ((id, key), payload) in ids.iter().zip(&keys).zip(payloads) {
             let Some(payload) = payload else {
@@ -574,24 +666,24 @@ impl SessionStore for RedisStore {
     }
 
     async fn finish_delivery(&self, id: &str) -> Result<(), StoreError> {
-        redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .zrem(self.key_of("outbox"), id)
             .ignore()
             .del(self.key("outbox", id))
-            .ignore()
-            .exec_async(&mut self.conn.clone())
+            .ignore();
+        let pipe = &pipe;
+        self.run(|mut c| async move { pipe.exec_async(&mut c).await })
             .await
-            .map_err(unavailable)
     }
 
     async fn retry_delivery(&self, delivery: &Delivery, at_ms: i64) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         self.add_delivery(&mut pipe, delivery, at_ms);
-        pipe.exec_async(&mut self.conn.clone())
+        let pipe = &pipe;
+        self.run(|mut c| async move { pipe.exec_async(&mut c).await })
             .await
-            .map_err(unavailable)
     }
 
     async fn claim_wakeups(
@@ -605,12 +697,10 @@ impl SessionStore for RedisStore {
     }
 
     async fn drop_wakeup(&self, ct: &str) -> Result<(), StoreError> {
+        let key = &self.key_of("wakeups");
         let _: i64 = self
-            .conn
-            .clone()
-            .zrem(self.key_of("wakeups"), ct)
-            .await
-            .map_err(unavailable)?;
+            .run(|mut c| async move { c.zrem(key, ct).await })
+            .await?;
         Ok(())
     }
 }
@@ -654,14 +744,16 @@ impl RedisStore {
         lease_until_ms: i64,
         max: usize,
     ) -> Result<Vec<String>, StoreError> {
-        self.claim
-            .key(set)
-            .arg(now_ms)
-            .arg(lease_until_ms)
-            .arg(max)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)
+        self.run(|mut c| async move {
+            self.claim
+                .key(set)
+                .arg(now_ms)
+                .arg(lease_until_ms)
+                .arg(max)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
     }
 }
 
