@@ -6,8 +6,20 @@ use crate::balancer::Balancer;
 use crate::redis::Redis;
 use crate::{Schemes, Server, free_port};
 
-pub struct Cluster {
-    pub redis: Redis,
+/// What the replicas keep sessions in: one `redis-server`, or Redis with Sentinel.
+pub trait Backing {
+    /// The flags that point a server at it.
+    fn server_flags(&self) -> Vec<String>;
+}
+
+impl Backing for Redis {
+    fn server_flags(&self) -> Vec<String> {
+        Redis::server_flags(self)
+    }
+}
+
+pub struct Cluster<B: Backing = Redis> {
+    pub redis: B,
     pub replicas: Vec<Server>,
     pub ports: Vec<u16>,
     /// The balancer, as a server to start sessions on.
@@ -18,9 +30,9 @@ pub struct Cluster {
     _balancer: Balancer,
 }
 
-impl Cluster {
+impl<B: Backing> Cluster<B> {
     /// `n` replicas with `extra` flags on `redis`, and the balancer.
-    pub fn start(n: usize, redis: Redis, extra: &[&str]) -> Cluster {
+    pub fn start(n: usize, redis: B, extra: &[&str]) -> Cluster<B> {
         let lb_port = free_port();
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut flags: Vec<String> = extra.iter().map(|s| s.to_string()).collect();

@@ -8,6 +8,7 @@ pub mod process;
 pub mod receiver;
 pub mod redis;
 pub mod requests;
+pub mod sentinel;
 pub mod wallet;
 
 use std::io::{BufRead, BufReader};

@@ -25,6 +25,8 @@ pub struct Options {
     pub tls: bool,
     /// `requirepass`.
     pub password: Option<&'static str>,
+    /// A replica of the master on this port.
+    pub replica_of: Option<u16>,
 }
 
 impl Redis {
@@ -51,6 +53,13 @@ impl Redis {
         ];
         if o.aof {
             args.extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from));
+        }
+        if let Some(master) = o.replica_of {
+            args.extend([
+                "--replicaof".to_owned(),
+                "127.0.0.1".to_owned(),
+                master.to_string(),
+            ]);
         }
         if let Some(pw) = o.password {
             args.extend(["--requirepass".to_owned(), pw.to_owned()]);
@@ -125,6 +134,11 @@ impl Redis {
         .to_vec()
     }
 
+    /// Whether it runs (not killed).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -137,6 +151,19 @@ impl Redis {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Same port and folder, now as a replica of the master on `master_port`.
+    pub fn restart_replicating(&mut self, master_port: u16) {
+        if let Some(i) = self.args.iter().position(|a| a == "--replicaof") {
+            self.args.drain(i..i + 3);
+        }
+        self.args.extend([
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            master_port.to_string(),
+        ]);
+        self.restart();
     }
 
     /// Runs a command through `redis-cli` (plain TCP servers) and returns its raw output.
