@@ -98,6 +98,13 @@ bench:
     cargo bench -p irma-server --bench guest_overhead
     cargo build --release -p irma-server -p irma-tests
     tests/bench/stateless.sh 10 64
+    {{target}}/release/failover-soak 20
+
+# Redis Sentinel, kill-during-load: `rounds` failovers of the master under load, sessions in
+# flight; prints recovery times, failed requests, lost sessions (`--accept-risk`: no WAIT).
+failover-soak rounds="20" *flags="":
+    cargo build --release --locked -p irma-server -p irma-tests
+    {{target}}/release/failover-soak {{rounds}} {{flags}}
 
 # Formatting and lints, as CI wants them.
 lint:

@@ -67,10 +67,24 @@ redis_disc=$(sessions disclosure); echo "$redis_disc"
 redis_iss=$(sessions issuance); echo "$redis_iss"
 kill "$server_pid"
 
-python3 - "$raw" "$mem_polls" "$redis_polls" <<'EOF'
-import sys
-raw, mem, red = map(float, sys.argv[1:])
+echo "== redis store, every session write waits for a replica (--redis-wait-replicas 1, the Sentinel default)"
+replica_port=$(free_port)
+mkdir -p "$tmp/replica"
+redis-server --port "$replica_port" --bind 127.0.0.1 --dir "$tmp/replica" --save "" --appendonly no \
+  --replicaof 127.0.0.1 "$redis_port" >/dev/null &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$replica_port" info replication 2>/dev/null | grep -q master_link_status:up && break; sleep 0.1; done
+start_server --store-type redis --redis-addr "127.0.0.1:$redis_port" --redis-allow-empty-password --redis-no-tls --redis-wait-replicas 1
+wait_disc=$(sessions disclosure); echo "$wait_disc"
+wait_iss=$(sessions issuance); echo "$wait_iss"
+kill "$server_pid"
+
+python3 - "$raw" "$mem_polls" "$redis_polls" "$redis_disc" "$wait_disc" "$redis_iss" "$wait_iss" <<'EOF'
+import re, sys
+raw, mem, red = map(float, sys.argv[1:4])
+rate = lambda line: float(re.search(r"= (\d+)/s", line).group(1))
 print("== ratios (same run)")
 print(f"redis-mode status polls / raw Redis GET: {red/raw:.2f}x  (goal >= 0.5x)")
 print(f"redis-mode status polls / memory-mode:   {red/mem:.2f}x")
+print(f"sessions/s with WAIT 1 / without: disclosure {rate(sys.argv[5])/rate(sys.argv[4]):.2f}x, issuance {rate(sys.argv[7])/rate(sys.argv[6]):.2f}x")
 EOF

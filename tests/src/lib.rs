@@ -4,6 +4,7 @@
 pub mod balancer;
 pub mod cluster;
 pub mod keys;
+pub mod load;
 pub mod process;
 pub mod receiver;
 pub mod redis;
@@ -43,13 +44,16 @@ pub fn have_testdata() -> bool {
     present
 }
 
-/// `target/<profile>`, where this test binary's build put the server binary.
+/// `target/<profile>`, where this test binary's build put the server binary (tests live in
+/// `target/<profile>/deps`, the tools of `src/bin` beside the server).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps")
-        .to_owned()
+    let dir = exe.parent().expect("target/<profile>");
+    if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>").to_owned()
+    } else {
+        dir.to_owned()
+    }
 }
 
 /// The server binary of the same build as this test (`cargo test` builds it).

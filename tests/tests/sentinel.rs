@@ -4,71 +4,15 @@
 //! every server replica finds it by itself, and every session completes. Requests that arrive
 //! during the switch wait for the new master or get a 5xx IRMA error, never a wrong answer.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use irma_tests::cluster::Cluster;
+use irma_tests::load::Load;
 use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::sentinel::Sentinels;
 use irma_tests::wallet::App;
-use irma_tests::{Answer, Server, Session, post_json};
+use irma_tests::{Session, eventually};
 use serde_json::{Value, json};
-
-/// Requestors starting sessions and polling them through the balancer, until stopped: what
-/// each request got, and when.
-struct Load {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<(Instant, Answer)>>,
-}
-
-impl Load {
-    fn start(front: &Server) -> Load {
-        let url = front.url.clone();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            while !stopped.load(Ordering::Relaxed) {
-                let a = post_json(&format!("{url}/session"), &disclosure());
-                let token = (a.status == 200).then(|| a.json()["token"].clone());
-                seen.push((Instant::now(), a));
-                if let Some(Value::String(t)) = token {
-                    let s = irma_tests::get(&format!("{url}/session/{t}/status"));
-                    if s.status == 200 {
-                        assert_eq!(s.json(), "INITIALIZED", "a new session reads as new");
-                    }
-                    seen.push((Instant::now(), s));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            seen
-        });
-        Load { stop, thread }
-    }
-
-    /// Stops; says how many requests failed after `since` and when the first succeeded.
-    fn finish(self, since: Instant) -> (usize, usize, Option<Duration>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let seen = self.thread.join().expect("the load ran");
-        let after: Vec<_> = seen.iter().filter(|(t, _)| *t >= since).collect();
-        let failed: Vec<_> = after.iter().filter(|(_, a)| a.status != 200).collect();
-        for (_, a) in &failed {
-            assert!(
-                a.status >= 500 && !a.error().is_empty(),
-                "a failure is a 5xx IRMA error: {} {}",
-                a.status,
-                a.body
-            );
-        }
-        let first_success = after
-            .iter()
-            .find(|(_, a)| a.status == 200)
-            .map(|(t, _)| t.duration_since(since));
-        (after.len(), failed.len(), first_success)
-    }
-}
 
 /// The student ID a disclosure session's result holds.
 fn disclosed(s: &Session) -> Value {
@@ -92,8 +36,8 @@ fn sessions_in_flight_survive_a_sentinel_failover() {
     let load = Load::start(&c.front);
     std::thread::sleep(Duration::from_millis(300));
     let old = c.redis.master_port();
-    let killed_at = Instant::now();
     let killed = c.redis.kill_master();
+    let killed_at = Instant::now();
     // The app goes on at once, while the sentinels are still deciding.
     let a = app.respond(&connected.u, &conn.json()["request"]);
     eprintln!(
@@ -112,13 +56,28 @@ fn sessions_in_flight_survive_a_sentinel_failover() {
         "sentinels promoted {new} within {:?} of the kill",
         killed_at.elapsed()
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let (requests, failed, first) = load.finish(killed_at);
-    eprintln!(
-        "load during the failover: {requests} requests, {failed} failed, first success {:?} after the kill",
-        first
+    // Every server replica follows status events and guest announcements on the new master.
+    eventually(
+        || {
+            c.redis
+                .master()
+                .cli(&["PUBSUB", "NUMSUB", "statusevents", "guests"])
+                == "statusevents\n3\nguests\n3"
+        },
+        || {
+            format!(
+                "subscribers on the new master: {:?}",
+                c.redis
+                    .master()
+                    .cli(&["PUBSUB", "NUMSUB", "statusevents", "guests"])
+            )
+        },
     );
-    assert!(first.is_some(), "requests succeed again");
+    std::thread::sleep(Duration::from_millis(500));
+    let report = load.finish(killed_at);
+    eprintln!("load during the failover: {report:?}");
+    assert!(report.first_success.is_some(), "requests succeed again");
+    assert_eq!(report.lost, 0, "every session started is still there");
 
     // Everything in flight completes, and holds what it should.
     assert_eq!(connected.status(), "DONE");

@@ -277,12 +277,19 @@ fn client_for_node(o: &RedisOptions, host: &str, port: u16) -> anyhow::Result<Cl
 /// Asks the sentinels when told to, and every [`RECHECK`]; switches to a new master when they
 /// name one.
 async fn follow_failovers(link: Arc<Link>) {
+    // During a failover every try fails for a while: one warning every few seconds is enough.
+    let mut warned: Option<Instant> = None;
     loop {
         let _ = tokio::time::timeout(RECHECK, link.suspect.notified()).await;
         let (host, port) = match discover(&link.options).await {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!("looking for the Redis master: {e}");
+                if warned.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                    tracing::warn!("looking for the Redis master: {e}");
+                    warned = Some(Instant::now());
+                } else {
+                    tracing::debug!("looking for the Redis master: {e}");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
