@@ -80,11 +80,11 @@ async fn attempt<S: SessionStore>(store: &S, http: &HttpClient, mut d: Delivery)
     let done = match after(&d, answer, now_ms()) {
         Next::Done => {
             tracing::info!(attempts = d.attempts + 1, "callback delivered");
-            store.finish_delivery(&d.id).await
+            store.finish_delivery(&d).await
         }
         Next::GiveUp(why) => {
             tracing::error!(attempts = d.attempts + 1, "callback given up: {why}");
-            store.finish_delivery(&d.id).await
+            store.finish_delivery(&d).await
         }
         Next::RetryAt(at) => {
             d.attempts += 1;
@@ -108,6 +108,7 @@ mod tests {
     fn d(attempts: u32) -> Delivery {
         Delivery {
             id: "rt".into(),
+            ct: "ct".into(),
             url: "http://x/".into(),
             content_type: "application/json".into(),
             body: "{}".into(),

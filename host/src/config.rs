@@ -231,6 +231,10 @@ pub struct Args {
     /// Password towards the sentinels.
     #[arg(long, env = "IRMASERVER_REDIS_SENTINEL_PW", hide_env_values = true)]
     pub redis_sentinel_pw: Option<String>,
+    /// Redis Cluster seed nodes (`host:port`, comma-separated): sessions spread over every
+    /// master. Instead of --redis-addr.
+    #[arg(long, env = "IRMASERVER_REDIS_CLUSTER_ADDRS", value_delimiter = ',')]
+    pub redis_cluster_addrs: Vec<String>,
     /// Do not wait for a replica after each session write (with Sentinel): faster, but a
     /// write acknowledged just before the master dies may be lost in the failover.
     #[arg(long, env = "IRMASERVER_REDIS_ACCEPT_INCONSISTENCY_RISK")]
@@ -610,10 +614,35 @@ impl Args {
             .filter(|a| !a.is_empty())
             .collect();
         let addr = self.redis_addr.as_deref().filter(|a| !a.is_empty());
+        let cluster: Vec<&String> = self
+            .redis_cluster_addrs
+            .iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        let given = [addr.is_some(), !sentinels.is_empty(), !cluster.is_empty()];
+        if given.iter().filter(|g| **g).count() > 1 {
+            bail!(
+                "specify one of --redis-addr, --redis-sentinel-addrs and --redis-cluster-addrs, not more"
+            );
+        }
         let endpoint = match (addr, sentinels.is_empty()) {
-            (Some(_), false) => {
-                bail!("specify either --redis-addr or --redis-sentinel-addrs, not both")
+            (None, true) if !cluster.is_empty() => {
+                if self.redis_db != 0 {
+                    bail!("--redis-db: a Redis Cluster has only database 0");
+                }
+                if self.redis_wait_replicas.is_some_and(|n| n > 0) {
+                    bail!(
+                        "--redis-wait-replicas: not with a Redis Cluster (its writes go to many masters)"
+                    );
+                }
+                Endpoint::Cluster {
+                    nodes: cluster
+                        .iter()
+                        .map(|a| split_host_port("--redis-cluster-addrs", a))
+                        .collect::<Result<_>>()?,
+                }
             }
+            (Some(_), false) => unreachable!("refused above"),
             (None, true) => bail!(
                 "When Redis is used as session data store, a Redis URL must be specified with the --redis-addr flag."
             ),
@@ -1025,7 +1054,7 @@ mod tests {
                 "c:3",
             ],
         );
-        assert!(store_error(&both).contains("not both"));
+        assert!(store_error(&both).contains("not more"));
         let bad = with(
             &base,
             &[
@@ -1081,5 +1110,17 @@ mod tests {
             panic!("redis")
         };
         assert_eq!(o.wait_replicas, 2);
+        let cluster = with(&base, &["--redis-cluster-addrs", "a:1,b:2,c:3"]);
+        let StoreChoice::Redis(o) = args(&cluster).store().unwrap() else {
+            panic!("redis")
+        };
+        assert!(matches!(&o.endpoint, Endpoint::Cluster { nodes } if nodes.len() == 3));
+        assert_eq!(o.wait_replicas, 0, "no WAIT in a cluster");
+        let two = [&cluster[..], &["--redis-addr", "d:4"]].concat();
+        assert!(store_error(&two).contains("not more"));
+        let db = [&cluster[..], &["--redis-db", "2"]].concat();
+        assert!(store_error(&db).contains("only database 0"));
+        let wait = [&cluster[..], &["--redis-wait-replicas", "1"]].concat();
+        assert!(store_error(&wait).contains("not with a Redis Cluster"));
     }
 }

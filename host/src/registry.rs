@@ -9,7 +9,10 @@
 //! | `guest:history` | list of previously active hashes, newest first |
 //! | `guest:writes` | hash: guest hash → the record schema it writes |
 //! | `guest:schemas` | hash: record schema → `live`, or the Unix ms after which none remain |
-//! | `guest:replica:<id>` | JSON [`ReplicaStatus`], refreshed every second, expiring after 5 s |
+//! | `guest:replicas` | hash: replica → JSON [`ReplicaStatus`], refreshed every second; a report older than 5 s is dropped when read |
+//!
+//! In a Redis Cluster the prefix is `{guest}:` instead of `guest:`: one hash tag, one slot, so
+//! the registry's transactions work there too.
 //!
 //! `guest publish` and `guest rollback` check the guest as a replica would (compile, WIT world,
 //! self-check, ledger) before they move `guest:active`, then announce it on `<prefix>guests`.
@@ -18,9 +21,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::redis_link::Conn;
 use anyhow::{Context, Result, anyhow, bail};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 
 use crate::guests::{Guests, Ledger, ReplicaStatus, readable, retire};
@@ -42,17 +45,23 @@ impl Registry {
     pub fn new(store: &RedisStore) -> Registry {
         Registry {
             link: store.link(),
-            prefix: store.prefix().to_owned(),
+            // In a cluster every registry key carries one hash tag, so that the registry's
+            // transactions touch one slot.
+            prefix: if store.clustered() {
+                format!("{}{{guest}}:", store.prefix())
+            } else {
+                format!("{}guest:", store.prefix())
+            },
         }
     }
 
     /// A connection to the current master.
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.link.conn()
     }
 
     fn key(&self, k: &str) -> String {
-        format!("{}guest:{k}", self.prefix)
+        format!("{}{k}", self.prefix)
     }
 
     pub async fn active(&self) -> Result<Option<String>> {
@@ -200,11 +209,10 @@ impl Registry {
     pub async fn report(&self, status: &ReplicaStatus) -> Result<()> {
         let _: () = self
             .conn()
-            .clone()
-            .set_ex(
-                self.key(&format!("replica:{}", status.replica)),
+            .hset(
+                self.key("replicas"),
+                &status.replica,
                 serde_json::to_string(status)?,
-                REPORT_SECS,
             )
             .await?;
         Ok(())
@@ -214,17 +222,15 @@ impl Registry {
     pub async fn status(&self) -> Result<Value> {
         let mut conn = self.conn();
         let history: Vec<String> = conn.lrange(self.key("history"), 0, -1).await?;
-        let mut keys: Vec<String> = Vec::new();
-        let mut iter: redis::AsyncIter<String> = conn.scan_match(self.key("replica:*")).await?;
-        while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
-            keys.push(k?);
-        }
-        drop(iter);
+        let reports: Vec<(String, String)> = conn.hgetall(self.key("replicas")).await?;
         let mut replicas = Vec::new();
-        for k in keys {
-            let v: Option<String> = conn.get(&k).await?;
-            if let Some(v) = v {
-                replicas.push(serde_json::from_str::<Value>(&v)?);
+        for (replica, v) in reports {
+            let report = serde_json::from_str::<Value>(&v)?;
+            // A replica that stopped reporting is gone: forget it.
+            if report["at_ms"].as_i64().unwrap_or(0) < now_ms() - REPORT_SECS as i64 * 1000 {
+                let _: i64 = conn.hdel(self.key("replicas"), &replica).await?;
+            } else {
+                replicas.push(report);
             }
         }
         replicas.sort_by_key(|r| r["replica"].as_str().unwrap_or("").to_owned());

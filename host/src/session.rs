@@ -72,7 +72,13 @@ fn store_error(e: StoreError) -> HttpError {
 
 /// What the store keeps of an outcome; `before` is the summary it replaces, if any. The
 /// callbacks the outcome owes go into the outbox with the record (`rt` names them).
-fn write(record: Vec<u8>, outcome: &types::Outcome, before: Option<&Summary>, rt: &str) -> Write {
+/// The write of a transition's outcome to session `(rt, ct)`.
+fn write(
+    record: Vec<u8>,
+    outcome: &types::Outcome,
+    before: Option<&Summary>,
+    (rt, ct): (&str, &str),
+) -> Write {
     let summary = match before {
         Some(b) => b.then(outcome.status, outcome.lapses_at_ms),
         None => Summary::first(outcome.status, outcome.lapses_at_ms),
@@ -83,6 +89,7 @@ fn write(record: Vec<u8>, outcome: &types::Outcome, before: Option<&Summary>, rt
         .filter_map(|e| match e {
             types::Effect::Callback(cb) => Some(Delivery {
                 id: rt.to_owned(),
+                ct: ct.to_owned(),
                 url: cb.url.clone(),
                 content_type: cb.content_type.clone(),
                 body: String::from_utf8_lossy(&cb.body).into_owned(),
@@ -179,7 +186,12 @@ impl<S: SessionStore> Sessions<S> {
             .create(
                 &started.requestor_token,
                 &started.client_token,
-                write(record, &started.outcome, None, &started.requestor_token),
+                write(
+                    record,
+                    &started.outcome,
+                    None,
+                    (&started.requestor_token, &started.client_token),
+                ),
             )
             .await
         {
@@ -265,7 +277,12 @@ impl<S: SessionStore> Sessions<S> {
                 return store_error(e).into();
             }
             if let Some(new) = outcome.record.clone() {
-                let w = write(new, &outcome, Some(&loaded.summary), &loaded.rt);
+                let w = write(
+                    new,
+                    &outcome,
+                    Some(&loaded.summary),
+                    (&loaded.rt, &loaded.ct),
+                );
                 let callbacks = !w.outbox.is_empty();
                 match self.store.save(&loaded, w).await {
                     Ok(Saved::Ok) => {}

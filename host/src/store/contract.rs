@@ -49,6 +49,7 @@ async fn callbacks_are_committed_with_the_write_and_leased<S: SessionStore>(s: &
     let l = s.load(Token::Client(&ct)).await.unwrap().unwrap();
     let delivery = Delivery {
         id: rt.clone(),
+        ct: ct.clone(),
         url: "http://127.0.0.1:9/cb/".into(),
         content_type: "application/json".into(),
         body: "{\"status\":\"DONE\"}".into(),
@@ -94,7 +95,7 @@ async fn callbacks_are_committed_with_the_write_and_leased<S: SessionStore>(s: &
         mine(s.claim_deliveries(12_000, 30_000, 100).await.unwrap()),
         vec![retried]
     );
-    s.finish_delivery(&rt).await.unwrap();
+    s.finish_delivery(&delivery).await.unwrap();
     assert!(
         mine(
             s.claim_deliveries(i64::MAX / 2, i64::MAX / 2, 100)

@@ -203,10 +203,10 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
-    async fn finish_delivery(&self, id: &str) -> Result<(), StoreError> {
+    async fn finish_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let mut m = self.maps.lock().expect("not poisoned");
-        m.outbox.remove(id);
-        m.deliveries.remove(id);
+        m.outbox.remove(&delivery.id);
+        m.deliveries.remove(&delivery.id);
         Ok(())
     }
 

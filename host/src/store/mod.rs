@@ -11,6 +11,7 @@ pub mod memory;
 pub mod redis;
 pub mod redis_link;
 pub mod sealing;
+pub mod shards;
 
 use std::future::Future;
 
@@ -94,6 +95,9 @@ pub struct Write {
 pub struct Delivery {
     /// Stable across retries and replicas: the receiver's `Idempotency-Key`.
     pub id: String,
+    /// The session's client token: in a Redis cluster, its entry lives beside the session.
+    #[serde(default)]
+    pub ct: String,
     pub url: String,
     pub content_type: String,
     /// A result object or a JWT: text.
@@ -171,7 +175,10 @@ pub trait SessionStore: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
     /// A delivery is done, or given up: it is forgotten.
-    fn finish_delivery(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn finish_delivery(
+        &self,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A delivery failed: it is due again at `at_ms`, as `delivery` says (its attempts).
     fn retry_delivery(
         &self,
@@ -266,8 +273,8 @@ impl SessionStore for Store {
         either!(self, s => s.claim_deliveries(now_ms, lease_until_ms, max).await)
     }
 
-    async fn finish_delivery(&self, id: &str) -> Result<(), StoreError> {
-        either!(self, s => s.finish_delivery(id).await)
+    async fn finish_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        either!(self, s => s.finish_delivery(delivery).await)
     }
 
     async fn retry_delivery(&self, delivery: &Delivery, at_ms: i64) -> Result<(), StoreError> {

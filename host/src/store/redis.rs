@@ -40,12 +40,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use tokio::sync::broadcast;
 
-use super::redis_link::Link;
+use super::redis_link::{Conn, Link};
 use super::sealing::{self, Sealer};
+use super::shards::Shards;
 use super::{
     Delivery, Loaded, Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write,
     status_from_name, status_name,
@@ -81,6 +81,8 @@ pub enum Endpoint {
         username: Option<String>,
         password: Option<String>,
     },
+    /// `--redis-cluster-addrs`: a Redis Cluster, found from these seed nodes.
+    Cluster { nodes: Vec<(String, u16)> },
 }
 
 impl RedisOptions {
@@ -95,6 +97,14 @@ impl RedisOptions {
             } => format!(
                 "{master_name} via sentinels {}",
                 sentinels
+                    .iter()
+                    .map(|(h, p)| format!("{h}:{p}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Endpoint::Cluster { nodes } => format!(
+                "cluster via {}",
+                nodes
                     .iter()
                     .map(|(h, p)| format!("{h}:{p}"))
                     .collect::<Vec<_>>()
@@ -157,10 +167,11 @@ impl std::fmt::Debug for RedisOptions {
     }
 }
 
-/// Compare-and-swap. KEYS: session, status, token, wakeups, outbox, then `outbox:<id>` of each
-/// delivery. ARGV: expected version, record, the summary (`[<PREVIOUS>>]<STATUS> <lapse>`),
-/// TTL in ms, rt, ct, wake-up time in ms or `-`, then id, due time (ms) and payload of each
-/// delivery. Returns 1 if written, 0 if the version moved on or the session is gone.
+/// Compare-and-swap. KEYS: session, status, wakeups, outbox, then `outbox:<id>` of each
+/// delivery, then (on one node; in a cluster it lives in another slot) `token:<rt>`. ARGV:
+/// expected version, record, the summary (`[<PREVIOUS>>]<STATUS> <lapse>`), TTL in ms, rt, ct,
+/// wake-up time in ms or `-`, the number of deliveries, then id, due time (ms) and payload of
+/// each. Returns 1 if written, 0 if the version moved on or the session is gone.
 const SAVE: &str = r#"
 local cur = redis.call('GET', KEYS[2])
 if not cur then return 0 end
@@ -168,16 +179,19 @@ local v = string.match(cur, '^(%d+) ')
 if v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
 redis.call('SET', KEYS[2], (tonumber(v) + 1) .. ' ' .. ARGV[3] .. ' ' .. ARGV[5], 'PX', ARGV[4])
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
 if ARGV[7] == '-' then
-  redis.call('ZREM', KEYS[4], ARGV[6])
+  redis.call('ZREM', KEYS[3], ARGV[6])
 else
-  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6])
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
 end
-for i = 6, #KEYS do
-  local at = 8 + 3 * (i - 6)
-  redis.call('SET', KEYS[i], ARGV[at + 2], 'PX', 86400000)
-  redis.call('ZADD', KEYS[5], ARGV[at + 1], ARGV[at])
+local n = tonumber(ARGV[8])
+for i = 1, n do
+  local at = 9 + 3 * (i - 1)
+  redis.call('SET', KEYS[4 + i], ARGV[at + 2], 'PX', 86400000)
+  redis.call('ZADD', KEYS[4], ARGV[at + 1], ARGV[at])
+end
+if #KEYS > 4 + n then
+  redis.call('PEXPIRE', KEYS[#KEYS], ARGV[4])
 end
 return 1
 "#;
@@ -210,6 +224,8 @@ pub struct RedisStore {
     client_tokens: TokenCache,
     /// With `--redis-encryption-key-file`: seals `session:<ct>` and `outbox:<id>` values.
     sealer: Option<Sealer>,
+    /// One shard, or (in a cluster) [`super::shards::CLUSTER_SHARDS`] with their hash tags.
+    shards: Shards,
     /// `WAIT <replicas> <ms>` after each session write, unless 0 replicas.
     wait_replicas: u32,
     wait_timeout_ms: u64,
@@ -271,6 +287,10 @@ impl RedisStore {
             client_tokens: TokenCache::default(),
             sealer: (!options.encryption_keys.is_empty())
                 .then(|| Sealer::new(&options.encryption_keys)),
+            shards: match options.endpoint {
+                Endpoint::Cluster { .. } => Shards::cluster(),
+                _ => Shards::single(),
+            },
             wait_replicas: options.wait_replicas,
             wait_timeout_ms: options.wait_timeout_ms,
         })
@@ -287,7 +307,7 @@ impl RedisStore {
     /// and the transition runs again on what was committed.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let deadline = tokio::time::Instant::now() + FAILOVER_PATIENCE;
@@ -307,7 +327,7 @@ impl RedisStore {
     }
 
     /// After a session write on `conn`: waits until enough replicas have it, if asked to.
-    async fn replicated(&self, conn: &mut ConnectionManager) -> redis::RedisResult<Replicated> {
+    async fn replicated(&self, conn: &mut Conn) -> redis::RedisResult<Replicated> {
         if self.wait_replicas == 0 {
             return Ok(Replicated(true));
         }
@@ -327,6 +347,11 @@ impl RedisStore {
         ))
     }
 
+    /// Whether this is a Redis Cluster (keys that go together need one hash tag).
+    pub fn clustered(&self) -> bool {
+        self.shards.clustered()
+    }
+
     /// The key prefix (`<username>:` or empty).
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -337,8 +362,26 @@ impl RedisStore {
         self.guest_announcements.subscribe()
     }
 
-    fn key(&self, kind: &str, token: &str) -> String {
-        format!("{}{kind}:{token}", self.prefix)
+    /// `<prefix>token:<rt>`: found by the requestor token alone, so in a cluster it lives in
+    /// its own slot.
+    fn token_key(&self, rt: &str) -> String {
+        format!("{}token:{rt}", self.prefix)
+    }
+
+    /// `<prefix><kind>:<tag><ct>` (`session`, `status`): every key of a session shares its
+    /// shard's tag.
+    fn key(&self, kind: &str, ct: &str) -> String {
+        format!("{}{kind}:{}{ct}", self.prefix, self.shards.tag_of(ct))
+    }
+
+    /// `<prefix><name><tag>`: a shard's `wakeups` or `outbox` set.
+    fn set_key(&self, name: &str, tag: &str) -> String {
+        format!("{}{name}{tag}", self.prefix)
+    }
+
+    /// `<prefix>outbox:<tag><id>`: a delivery, beside its session.
+    fn delivery_key(&self, tag: &str, id: &str) -> String {
+        format!("{}outbox:{tag}{id}", self.prefix)
     }
 
     /// The client token a requestor token stands for. A remembered pair may outlive its
@@ -351,7 +394,7 @@ impl RedisStore {
         if let Some(ct) = self.client_tokens.get(rt) {
             return Ok(Some(ct));
         }
-        let key = &self.key("token", rt);
+        let key = &self.token_key(rt);
         let ct: Option<String> = self.run(|mut c| async move { c.get(key).await }).await?;
         if let Some(ct) = &ct {
             self.client_tokens.put(rt, ct);
@@ -473,34 +516,37 @@ fn ttl_ms(keep_secs: u32) -> u64 {
 impl SessionStore for RedisStore {
     async fn create(&self, rt: &str, ct: &str, write: Write) -> Result<(), StoreError> {
         let ttl = ttl_ms(write.keep_secs);
+        let expiring = || redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl));
         let status = format!("1 {} {rt}", summary_value(&write.summary));
+        let tag = self.shards.tag_of(ct);
+        // The session's keys and its shard's sets: one slot, one transaction.
         let mut pipe = redis::pipe();
         pipe.atomic();
         if let Some(t) = write.wake_at_ms {
-            pipe.zadd(self.key_of("wakeups"), ct, t).ignore();
+            pipe.zadd(self.set_key("wakeups", &tag), ct, t).ignore();
         }
         for d in &write.outbox {
             self.add_delivery(&mut pipe, d, d.created_ms);
         }
         pipe.set_options(
-            self.key("token", rt),
-            ct,
-            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
-        )
-        .ignore()
-        .set_options(
             self.key("session", ct),
             self.seal(&self.key("session", ct), write.record),
-            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+            expiring(),
         )
         .ignore()
-        .set_options(
-            self.key("status", ct),
-            status,
-            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
-        )
+        .set_options(self.key("status", ct), status, expiring())
         .ignore();
-        let pipe = &pipe;
+        // The token: in the same transaction on one node; in a cluster afterwards (another
+        // slot). If that fails the requestor never learns of the session, which expires.
+        let mut token = redis::pipe();
+        token
+            .set_options(self.token_key(rt), ct, expiring())
+            .ignore();
+        if !self.shards.clustered() {
+            pipe.add_command(token.cmd_iter().next().expect("one").clone())
+                .ignore();
+        }
+        let (pipe, token) = (&pipe, &token);
         let replicated = self
             .run(|mut c| async move {
                 pipe.exec_async(&mut c).await?;
@@ -509,6 +555,10 @@ impl SessionStore for RedisStore {
             .await?;
         if !replicated.0 {
             return Err(self.not_replicated());
+        }
+        if self.shards.clustered() {
+            self.run(|mut c| async move { token.exec_async(&mut c).await })
+                .await?;
         }
         self.client_tokens.put(rt, ct);
         Ok(())
@@ -538,14 +588,23 @@ impl SessionStore for RedisStore {
     }
 
     async fn save(&self, loaded: &Loaded, write: Write) -> Result<Saved, StoreError> {
+        let tag = self.shards.tag_of(&loaded.ct);
         let mut keys = vec![
             self.key("session", &loaded.ct),
             self.key("status", &loaded.ct),
-            self.key("token", &loaded.rt),
-            self.key_of("wakeups"),
-            self.key_of("outbox"),
+            self.set_key("wakeups", &tag),
+            self.set_key("outbox", &tag),
         ];
-        keys.extend(write.outbox.iter().map(|d| self.key("outbox", &d.id)));
+        keys.extend(
+            write
+                .outbox
+                .iter()
+                .map(|d| self.delivery_key(&self.shards.tag_of(&d.ct), &d.id)),
+        );
+        let token_key = self.token_key(&loaded.rt);
+        if !self.shards.clustered() {
+            keys.push(token_key.clone());
+        }
         let mut args: Vec<Vec<u8>> = vec![
             loaded.version.to_string().into_bytes(),
             self.seal(&keys[0], write.record),
@@ -557,6 +616,7 @@ impl SessionStore for RedisStore {
                 .wake_at_ms
                 .map_or("-".to_owned(), |t| t.to_string())
                 .into_bytes(),
+            write.outbox.len().to_string().into_bytes(),
         ];
         for d in &write.outbox {
             args.push(d.id.clone().into_bytes());
@@ -583,6 +643,18 @@ impl SessionStore for RedisStore {
             .await?;
         if !replicated.0 {
             return Err(self.not_replicated());
+        }
+        if written == 1 && self.shards.clustered() {
+            // The requestor token lives as long as the session (another slot: not atomic; if
+            // this fails, the session stays reachable by its client token until it would
+            // have expired anyway).
+            let (key, ttl) = (&token_key, ttl_ms(write.keep_secs));
+            if let Err(e) = self
+                .run(|mut c| async move { c.pexpire::<_, ()>(key, ttl as i64).await })
+                .await
+            {
+                tracing::warn!("cannot extend a requestor token: {e}");
+            }
         }
         Ok(if written == 1 {
             Saved::Ok
@@ -627,22 +699,17 @@ impl SessionStore for RedisStore {
         lease_until_ms: i64,
         max: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let ids = self
-            .claim_due(&self.key_of("outbox"), now_ms, lease_until_ms, max)
+        let due = self
+            .claim_due("outbox", now_ms, lease_until_ms, max)
             .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = ids.iter().map(|id| self.key("outbox", id)).collect();
-        let payloads: Vec<Option<Vec<u8>>> = {
-            let keys = &keys;
-            self.run(|mut c| async move { c.mget(keys).await }).await?
-        };
         let mut out = Vec::new();
-        for ((id, key), payload) in ids.iter().zip(&keys).zip(payloads) {
+        for (tag, id) in due {
+            let key = &self.delivery_key(&tag, &id);
+            let payload: Option<Vec<u8>> =
+                self.run(|mut c| async move { c.get(key).await }).await?;
             let Some(payload) = payload else {
                 // Expired: nothing can be delivered; forget it.
-                self.finish_delivery(id).await?;
+                self.forget_delivery(&tag, &id).await?;
                 continue;
             };
             let plain = match self.open(key, payload) {
@@ -658,22 +725,15 @@ impl SessionStore for RedisStore {
                 Ok(d) => out.push(d),
                 Err(e) => {
                     tracing::error!("unreadable outbox entry: {e}");
-                    self.finish_delivery(id).await?;
+                    self.forget_delivery(&tag, &id).await?;
                 }
             }
         }
         Ok(out)
     }
 
-    async fn finish_delivery(&self, id: &str) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .zrem(self.key_of("outbox"), id)
-            .ignore()
-            .del(self.key("outbox", id))
-            .ignore();
-        let pipe = &pipe;
-        self.run(|mut c| async move { pipe.exec_async(&mut c).await })
+    async fn finish_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.forget_delivery(&self.shards.tag_of(&delivery.ct), &delivery.id)
             .await
     }
 
@@ -692,12 +752,14 @@ impl SessionStore for RedisStore {
         lease_until_ms: i64,
         max: usize,
     ) -> Result<Vec<String>, StoreError> {
-        self.claim_due(&self.key_of("wakeups"), now_ms, lease_until_ms, max)
-            .await
+        let due = self
+            .claim_due("wakeups", now_ms, lease_until_ms, max)
+            .await?;
+        Ok(due.into_iter().map(|(_, ct)| ct).collect())
     }
 
     async fn drop_wakeup(&self, ct: &str) -> Result<(), StoreError> {
-        let key = &self.key_of("wakeups");
+        let key = &self.set_key("wakeups", &self.shards.tag_of(ct));
         let _: i64 = self
             .run(|mut c| async move { c.zrem(key, ct).await })
             .await?;
@@ -706,9 +768,17 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
-    /// `<prefix><name>`, for keys that belong to no one session.
-    fn key_of(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
+    /// Removes delivery `id` of shard `tag` from the outbox.
+    async fn forget_delivery(&self, tag: &str, id: &str) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrem(self.set_key("outbox", tag), id)
+            .ignore()
+            .del(self.delivery_key(tag, id))
+            .ignore();
+        let pipe = &pipe;
+        self.run(|mut c| async move { pipe.exec_async(&mut c).await })
+            .await
     }
 
     fn seal(&self, name: &str, plain: Vec<u8>) -> Vec<u8> {
@@ -722,38 +792,51 @@ impl RedisStore {
     /// What `outbox:<id>` holds: the delivery as JSON, sealed if keys are set.
     fn delivery_value(&self, d: &Delivery) -> Vec<u8> {
         let json = serde_json::to_vec(d).expect("serializes");
-        self.seal(&self.key("outbox", &d.id), json)
+        self.seal(&self.delivery_key(&self.shards.tag_of(&d.ct), &d.id), json)
     }
 
     /// Adds `d` to the outbox, due at `at_ms`.
     fn add_delivery(&self, pipe: &mut redis::Pipeline, d: &Delivery, at_ms: i64) {
+        let tag = self.shards.tag_of(&d.ct);
         pipe.set_options(
-            self.key("outbox", &d.id),
+            self.delivery_key(&tag, &d.id),
             self.delivery_value(d),
             redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(OUTBOX_KEEP_MS)),
         )
         .ignore()
-        .zadd(self.key_of("outbox"), &d.id, at_ms)
+        .zadd(self.set_key("outbox", &tag), &d.id, at_ms)
         .ignore();
     }
 
+    /// Leases what is due in the `name` set of every shard (at most `max` in all), starting
+    /// at a shard that moves on with every call so that none waits behind the others.
     async fn claim_due(
         &self,
-        set: &str,
+        name: &str,
         now_ms: i64,
         lease_until_ms: i64,
         max: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        self.run(|mut c| async move {
-            self.claim
-                .key(set)
-                .arg(now_ms)
-                .arg(lease_until_ms)
-                .arg(max)
-                .invoke_async(&mut c)
-                .await
-        })
-        .await
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for tag in self.shards.tags_from_next() {
+            if out.len() >= max {
+                break;
+            }
+            let (set, left) = (&self.set_key(name, &tag), max - out.len());
+            let due: Vec<String> = self
+                .run(|mut c| async move {
+                    self.claim
+                        .key(set)
+                        .arg(now_ms)
+                        .arg(lease_until_ms)
+                        .arg(left)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            out.extend(due.into_iter().map(|m| (tag.clone(), m)));
+        }
+        Ok(out)
     }
 }
 

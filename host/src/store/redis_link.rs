@@ -1,5 +1,6 @@
-//! The connection to the Redis master: one fixed address (`--redis-addr`), or whichever node
-//! Redis Sentinel says is the master (`--redis-sentinel-addrs`), followed across failovers.
+//! The connection to Redis: one fixed address (`--redis-addr`); whichever node Redis Sentinel
+//! says is the master (`--redis-sentinel-addrs`), followed across failovers; or a Redis Cluster
+//! (`--redis-cluster-addrs`), whose client follows slots, redirections and failovers itself.
 //!
 //! With Sentinel, a replica asks the sentinels in turn for the master's address and checks
 //! with `ROLE` that the node agrees. It looks again when a sentinel announces `+switch-master`,
@@ -8,12 +9,18 @@
 //! A new master gets a new connection; everything that holds a subscription watches
 //! [`Link::generation`] and subscribes again there.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError,
+    RedisFuture, Value,
+};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
@@ -26,17 +33,56 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the sentinels are asked even if nothing seems wrong.
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// One master, as connected to.
+/// A connection to the master, or to the whole cluster.
+#[derive(Clone)]
+pub enum Conn {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Node(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Node(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// One master (or cluster), as connected to.
 struct Master {
-    /// `host:port`, as the sentinels name it.
+    /// `host:port`, as the sentinels name it (`cluster` for a cluster).
     addr: String,
-    client: Client,
-    conn: ConnectionManager,
+    /// For subscriptions: the master, or each seed node of a cluster in turn (a message
+    /// published on any node of a cluster reaches the subscribers of every node).
+    clients: Vec<Client>,
+    conn: Conn,
 }
 
 pub struct Link {
     options: RedisOptions,
     master: RwLock<Arc<Master>>,
+    /// Which of a cluster's seed nodes the next subscription goes to.
+    next_client: AtomicUsize,
     /// Bumped on every switch to a new master.
     generation: watch::Sender<u64>,
     /// Something failed: ask the sentinels now.
@@ -47,19 +93,20 @@ impl Link {
     /// Connects to the master (a `PING` must succeed, as with `irma server`); with Sentinel,
     /// starts following failovers.
     pub async fn connect(options: &RedisOptions) -> anyhow::Result<Arc<Link>> {
-        let (host, port) = match &options.endpoint {
-            Endpoint::Addr { host, port } => (host.clone(), *port),
-            Endpoint::Sentinel { .. } => discover(options)
-                .await
-                .map_err(|e| anyhow::anyhow!("failed to connect to Redis: {e}"))?,
-        };
-        let master = Master::connect(options, &host, port)
-            .await
-            .map_err(|e| anyhow::anyhow!("failed to connect to Redis: {e}"))?;
+        let master = match &options.endpoint {
+            Endpoint::Addr { host, port } => Master::connect(options, host, *port).await,
+            Endpoint::Sentinel { .. } => match discover(options).await {
+                Ok((host, port)) => Master::connect(options, &host, port).await,
+                Err(e) => Err(e),
+            },
+            Endpoint::Cluster { nodes } => Master::cluster(options, nodes).await,
+        }
+        .map_err(|e| anyhow::anyhow!("failed to connect to Redis: {e}"))?;
         tracing::info!(master = %master.addr, "connected to Redis");
         let link = Arc::new(Link {
             options: options.clone(),
             master: RwLock::new(Arc::new(master)),
+            next_client: AtomicUsize::new(0),
             generation: watch::channel(0).0,
             suspect: Notify::new(),
         });
@@ -74,14 +121,16 @@ impl Link {
         self.master.read().expect("not poisoned").clone()
     }
 
-    /// A (multiplexed) connection to the current master.
-    pub fn conn(&self) -> ConnectionManager {
+    /// A (multiplexed) connection to the current master, or to the cluster.
+    pub fn conn(&self) -> Conn {
         self.master().conn.clone()
     }
 
-    /// A client for the current master (for subscriptions).
+    /// A client for subscriptions: the current master, or the next seed node of a cluster.
     pub fn client(&self) -> Client {
-        self.master().client.clone()
+        let m = self.master();
+        let i = self.next_client.fetch_add(1, Ordering::Relaxed);
+        m.clients[i % m.clients.len()].clone()
     }
 
     /// Changes on every switch to a new master.
@@ -141,8 +190,54 @@ impl Master {
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(Master {
             addr: format!("{host}:{port}"),
-            client,
-            conn,
+            clients: vec![client],
+            conn: Conn::Node(conn),
+        })
+    }
+
+    /// A cluster, from its seed nodes: the client learns the slots and follows them.
+    async fn cluster(o: &RedisOptions, nodes: &[(String, u16)]) -> anyhow::Result<Master> {
+        let clients = nodes
+            .iter()
+            .map(|(h, p)| client_for_node(o, h, *p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let infos: Vec<ConnectionInfo> = clients
+            .iter()
+            .map(|c| c.get_connection_info().clone())
+            .collect();
+        let mut builder = ClusterClientBuilder::new(infos)
+            .connection_timeout(CONNECTION_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .retries(6)
+            .min_retry_wait(50)
+            .max_retry_wait(1000);
+        if let Some(u) = o.username.as_deref().filter(|u| !u.is_empty()) {
+            builder = builder.username(u);
+        }
+        if let Some(p) = o.password.as_deref().filter(|p| !p.is_empty()) {
+            builder = builder.password(p);
+        }
+        match &o.tls {
+            Tls::Off => {}
+            Tls::SystemRoots => builder = builder.tls(redis::TlsMode::Secure),
+            Tls::Custom { root_pem, client } => {
+                builder = builder
+                    .tls(redis::TlsMode::Secure)
+                    .certs(redis::TlsCertificates {
+                        client_tls: client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
+                            client_cert: cert.clone(),
+                            client_key: key.clone(),
+                        }),
+                        root_cert: Some(root_pem.clone()),
+                    });
+            }
+        }
+        let mut conn = builder.build()?.get_async_connection().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(Master {
+            addr: "cluster".into(),
+            clients,
+            conn: Conn::Cluster(conn),
         })
     }
 }
