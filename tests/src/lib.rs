@@ -8,6 +8,7 @@ pub mod load;
 pub mod process;
 pub mod receiver;
 pub mod redis;
+pub mod redis_cluster;
 pub mod requests;
 pub mod sentinel;
 pub mod wallet;

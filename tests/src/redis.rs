@@ -27,6 +27,8 @@ pub struct Options {
     pub password: Option<&'static str>,
     /// A replica of the master on this port.
     pub replica_of: Option<u16>,
+    /// A Redis Cluster node (its state in its folder, so a restart rejoins).
+    pub cluster: bool,
 }
 
 impl Redis {
@@ -50,9 +52,25 @@ impl Redis {
             "".into(),
             "--protected-mode".into(),
             "no".into(),
+            // A replica gets its first copy at once, not after the default 5 s wait for others.
+            "--repl-diskless-sync-delay".into(),
+            "0".into(),
         ];
         if o.aof {
             args.extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from));
+        }
+        if o.cluster {
+            args.extend(
+                [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                ]
+                .map(String::from),
+            );
         }
         if let Some(master) = o.replica_of {
             args.extend([

@@ -301,9 +301,8 @@ impl RedisStore {
         self.link.clone()
     }
 
-    /// Runs `op` on the master. In Sentinel mode an error a failover explains waits (up to
-    /// [`FAILOVER_PATIENCE`]) for the sentinels to name a new master and runs `op` again
-    /// there: a compare-and-swap whose first try did take effect then reads as a conflict,
+    /// Runs `op` on the master. With Sentinel or a cluster, an error a failover explains waits
+    /// (up to [`FAILOVER_PATIENCE`]) for a new master and runs `op` again there: a compare-and-swap whose first try did take effect then reads as a conflict,
     /// and the transition runs again on what was committed.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
@@ -317,7 +316,7 @@ impl RedisStore {
                 Ok(v) => return Ok(v),
                 Err(e) if self.link.failover_may_help(&e) => {
                     tracing::debug!("Redis command failed, waiting for a new master: {e}");
-                    if !self.link.switched_since(seen, deadline).await {
+                    if !self.link.recovered_since(seen, deadline).await {
                         return Err(unavailable(e));
                     }
                 }

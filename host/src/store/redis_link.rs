@@ -18,8 +18,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError,
-    RedisFuture, Value,
+    Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, Pipeline,
+    RedisError, RedisFuture, ServerErrorKind, Value,
 };
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -30,6 +30,8 @@ use super::redis::{Endpoint, RedisOptions, Tls};
 /// reconnects by itself on the next command, so service resumes when Redis is back.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a request waits before it tries a cluster again after a failover error.
+const CLUSTER_RETRY: Duration = Duration::from_millis(250);
 /// How often the sentinels are asked even if nothing seems wrong.
 const RECHECK: Duration = Duration::from_secs(1);
 
@@ -138,26 +140,43 @@ impl Link {
         self.generation.subscribe()
     }
 
-    /// Whether a failed command may succeed on a new master (Sentinel mode, and an error a
-    /// failover explains); if so, the sentinels are asked at once.
+    /// Whether a failed command may succeed after a failover (with Sentinel or a cluster, and
+    /// an error a failover explains); with Sentinel, the sentinels are asked at once.
     pub fn failover_may_help(&self, e: &RedisError) -> bool {
-        let sentinel = matches!(self.options.endpoint, Endpoint::Sentinel { .. });
         let explained = e.is_io_error()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
             || e.is_timeout()
-            || e.code() == Some("READONLY")
-            || e.code() == Some("LOADING")
-            || e.code() == Some("MASTERDOWN");
-        if sentinel && explained {
-            self.suspect.notify_one();
+            || matches!(
+                e.code(),
+                Some("READONLY" | "LOADING" | "MASTERDOWN" | "CLUSTERDOWN" | "TRYAGAIN")
+            );
+        match self.options.endpoint {
+            Endpoint::Addr { .. } => false,
+            Endpoint::Sentinel { .. } => {
+                if explained {
+                    self.suspect.notify_one();
+                }
+                explained
+            }
+            // A redirection the client did not follow (inside a transaction, which then did
+            // not run at all) is over once it has refreshed its slots.
+            Endpoint::Cluster { .. } => {
+                explained
+                    || e.is_cluster_error()
+                    || e.kind() == ErrorKind::Server(ServerErrorKind::ExecAbort)
+            }
         }
-        sentinel && explained
     }
 
-    /// Waits until the master changes from generation `seen`, or `deadline` passes; says
-    /// whether it changed.
-    pub async fn switched_since(&self, seen: u64, deadline: Instant) -> bool {
+    /// After an error a failover explains: with Sentinel, waits until the master changes from
+    /// generation `seen`; in a cluster (whose client finds the new master itself) a moment.
+    /// Says whether to try again, which is never after `deadline`.
+    pub async fn recovered_since(&self, seen: u64, deadline: Instant) -> bool {
+        if let Endpoint::Cluster { .. } = self.options.endpoint {
+            tokio::time::sleep_until(deadline.min(Instant::now() + CLUSTER_RETRY)).await;
+            return Instant::now() < deadline;
+        }
         let mut g = self.generation();
         tokio::time::timeout_at(deadline, g.wait_for(|&now| now != seen))
             .await
