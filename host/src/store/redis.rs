@@ -13,8 +13,8 @@
 //! The status before the current one (`PREVIOUS>`) was added in December 2026; older replicas
 //! read such values as corrupt, so mixed old and new replicas do not share a Redis.
 //!
-//! Every write is one Lua script that compares the version in `status:<ct>` and writes all
-//! three keys, so two replicas racing on one session cannot both win (the loser reloads and
+//! Every write is one Lua script that compares the version in `status:<ct>` and writes the
+//! session's keys, so two replicas racing on one session cannot both win (the loser reloads and
 //! reruns its transition). Reads are plain `GET`/`MGET` and never write. Status changes are
 //! published on one channel, `<prefix>statusevents`, that every replica subscribes to.
 //!
@@ -28,6 +28,14 @@
 //!
 //! A replica claims due members by moving their score to the end of a lease, so a replica that
 //! dies holding them loses nothing: they fall due again when the lease ends.
+//!
+//! In a Redis Cluster ([`Shards`]) a session's keys, and the sets and deliveries its writes
+//! touch, carry its shard's hash tag (`session:{7}<ct>`, `wakeups{7}`, `outbox:{7}<id>`), so the
+//! script still touches one slot; `token:<rt>` lives elsewhere and is written and extended
+//! beside the script. Replicas claim due work shard by shard.
+//!
+//! The master is whatever [`Link`] says: one address, the one the sentinels name, or the
+//! cluster. With Sentinel or a cluster a request that meets a failover waits for the new master.
 //!
 //! With `--redis-encryption-key-file`, `session:<ct>` and `outbox:<id>` values (everything that
 //! holds attribute values, nonces, requests or results) are sealed ([`sealing`]). What stays
