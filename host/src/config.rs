@@ -741,7 +741,7 @@ impl Args {
                 })?
             }
         };
-        Ok(StoreChoice::Redis(RedisOptions {
+        Ok(StoreChoice::Redis(Box::new(RedisOptions {
             endpoint,
             username,
             password,
@@ -751,7 +751,7 @@ impl Args {
             encryption_keys,
             wait_replicas,
             wait_timeout_ms: self.redis_wait_timeout,
-        }))
+        })))
     }
 
     /// Where compiled guests are cached: `--guest-cache`, else `~/.cache/irma-server/guests`.
@@ -770,7 +770,8 @@ impl Args {
 #[derive(Debug)]
 pub enum StoreChoice {
     Memory,
-    Redis(RedisOptions),
+    /// Boxed: the options are large, and there is one of them.
+    Redis(Box<RedisOptions>),
 }
 
 /// `host:port`, `[v6]:port`, given with `flag`.
