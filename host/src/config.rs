@@ -255,6 +255,10 @@ pub struct Args {
     /// (default: ~/.cache/irma-server/guests).
     #[arg(long, env = "IRMASERVER_GUEST_CACHE")]
     pub guest_cache: Option<PathBuf>,
+    /// Ed25519 public keys (base64, comma-separated): run only guests signed by one of them
+    /// (`guest publish --signing-key`, `X-Guest-Signature`, or `<--guest file>.sig`).
+    #[arg(long, env = "IRMASERVER_GUEST_TRUSTED_KEYS", value_delimiter = ',')]
+    pub guest_trusted_keys: Vec<String>,
     /// Bearer token for the /admin endpoints (guest publish, rollback, status); none: off.
     #[arg(long, env = "IRMASERVER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -290,7 +294,23 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum GuestAction {
     /// Check a guest component and make it the active version of every replica.
-    Publish { file: PathBuf },
+    Publish {
+        file: PathBuf,
+        /// Sign it with this Ed25519 key (from `guest keygen`), for replicas started with
+        /// --guest-trusted-keys.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+    },
+    /// Make a key pair for signing guests: the private key into FILE (new, owner-only), the
+    /// public key (for --guest-trusted-keys) on standard output.
+    Keygen { file: PathBuf },
+    /// Print the signature (base64) of a guest component, for `X-Guest-Signature` on
+    /// `/admin/guest` or a `<--guest file>.sig` beside the watched file.
+    Sign {
+        file: PathBuf,
+        #[arg(long)]
+        signing_key: PathBuf,
+    },
     /// Make the previously active version active again (refused if it cannot read records
     /// the store may hold).
     Rollback,

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::guest_signing::{self, Trust};
 use crate::runtime::{GuestHost, Runtime, guest_hash, types};
 use crate::session::now_ms;
 
@@ -88,10 +89,17 @@ pub struct Guests {
     refusals: AtomicU64,
     /// Names this process in `guest status`.
     pub replica: String,
+    /// `--guest-trusted-keys`: only guests signed by one of them run.
+    trust: Option<Arc<Trust>>,
 }
 
 impl Guests {
-    pub fn new(host: Arc<GuestHost>, config: types::Config, first: Runtime) -> Guests {
+    pub fn new(
+        host: Arc<GuestHost>,
+        config: types::Config,
+        first: Runtime,
+        trust: Option<Arc<Trust>>,
+    ) -> Guests {
         let mut ledger = Ledger::new();
         ledger.insert(first.schema_written, None);
         let replica = format!(
@@ -109,6 +117,7 @@ impl Guests {
             activations: AtomicU64::new(1),
             refusals: AtomicU64::new(0),
             replica,
+            trust,
         }
     }
 
@@ -141,14 +150,28 @@ impl Guests {
             .is_some_and(|r| r.hash == hash)
     }
 
-    /// Loads, checks and, if it passes, activates the guest in `bytes`. `ledger` is what the
-    /// store may hold (this process's own ledger when `None`). Blocking: it may compile.
-    pub fn try_activate(&self, bytes: &[u8], ledger: Option<&Ledger>) -> Result<String, String> {
+    /// The trusted guest keys, if any.
+    pub fn trust(&self) -> Option<Arc<Trust>> {
+        self.trust.clone()
+    }
+
+    /// Loads, checks and, if it passes, activates the guest in `bytes`, signed by `signature`
+    /// (base64; needed with `--guest-trusted-keys`). `ledger` is what the store may hold (this
+    /// process's own ledger when `None`). Blocking: it may compile.
+    pub fn try_activate(
+        &self,
+        bytes: &[u8],
+        signature: Option<&str>,
+        ledger: Option<&Ledger>,
+    ) -> Result<String, String> {
         let hash = guest_hash(bytes);
         let _one_at_a_time = self.activating.lock().expect("not poisoned");
         let current = self.current();
         if current.hash == hash {
             return Ok(hash);
+        }
+        if let Err(e) = guest_signing::check(self.trust.as_deref(), &hash, signature) {
+            return Err(self.refuse(&hash, e));
         }
         let candidate = match self.host.load_hashed(bytes, hash.clone(), &self.config) {
             Ok(r) => r,
@@ -233,14 +256,27 @@ impl Guests {
     }
 }
 
+/// The signature of a guest file: `<file>.sig`, if there is one.
+pub fn file_signature(path: &std::path::Path) -> Option<String> {
+    let mut sig = path.as_os_str().to_owned();
+    sig.push(".sig");
+    std::fs::read_to_string(sig).ok()
+}
+
 /// Memory mode: watches the `--guest` file and offers every new content to `guests` within a
 /// quarter of a second of its change.
 pub fn watch_file(guests: Arc<Guests>, path: PathBuf) {
     tokio::spawn(async move {
+        // The file and its signature: a signature written after the guest counts too.
         let stamp = |p: &PathBuf| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.modified().ok(), m.len()))
+            let one = |p: &std::path::Path| {
+                std::fs::metadata(p)
+                    .ok()
+                    .map(|m| (m.modified().ok(), m.len()))
+            };
+            let mut sig = p.as_os_str().to_owned();
+            sig.push(".sig");
+            (one(p), one(std::path::Path::new(&sig)))
         };
         let mut last = stamp(&path);
         loop {
@@ -253,12 +289,13 @@ pub fn watch_file(guests: Arc<Guests>, path: PathBuf) {
             let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
-            if guests.was_refused(&guest_hash(&bytes)) {
-                continue;
-            }
+            let signature = file_signature(&path);
             let g = guests.clone();
             // Compiling takes a while: off the async workers. Errors are logged and counted.
-            let _ = tokio::task::spawn_blocking(move || g.try_activate(&bytes, None)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                g.try_activate(&bytes, signature.as_deref(), None)
+            })
+            .await;
         }
     });
 }

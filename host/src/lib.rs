@@ -24,6 +24,7 @@ pub mod callbacks;
 pub mod config;
 pub mod config_file;
 pub mod embedded;
+pub mod guest_signing;
 pub mod guests;
 pub mod http;
 pub mod http_client;

@@ -8,13 +8,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
 use irma_server::config::{Args, Command, GuestAction, StoreChoice};
+use irma_server::guest_signing::{self, Trust};
 use irma_server::guests::{self, Guests};
 use irma_server::http::Routes;
 use irma_server::http::{self, AppState};
 use irma_server::http_client::HttpClient;
 use irma_server::listeners::{self, Listener};
 use irma_server::registry::{self, GuestCheck, Registry};
-use irma_server::runtime::{GuestHost, Imports, Runtime, types};
+use irma_server::runtime::{GuestHost, Imports, Runtime, guest_hash, types};
 use irma_server::schemes::{self, KeyCache};
 use irma_server::session::Sessions;
 use irma_server::store::Store;
@@ -225,40 +226,57 @@ async fn first_guest(
     config: &types::Config,
     store: &Store,
 ) -> Result<Guests> {
-    let local = || -> Result<(Vec<u8>, Runtime)> {
-        let (bytes, name) = match &args.guest {
-            Some(path) => (
-                std::fs::read(path).with_context(|| format!("guest {}", path.display()))?,
-                format!("guest {}", path.display()),
-            ),
-            None => (embedded::GUEST.to_vec(), "built-in guest".to_owned()),
-        };
-        let runtime = tokio::task::block_in_place(|| host.load(&bytes, config)).context(name)?;
+    let trust = Trust::parse(&args.guest_trusted_keys)?.map(Arc::new);
+    // A guest that fails the signature check is refused (logs, metrics, `guest status`) and
+    // the built-in guest, trusted as the binary is, serves instead.
+    let mut refused = None;
+    let built_in = || -> Result<(Vec<u8>, Runtime)> {
+        let bytes = embedded::GUEST.to_vec();
+        let runtime =
+            tokio::task::block_in_place(|| host.load(&bytes, config)).context("built-in guest")?;
         Ok((bytes, runtime))
     };
-    let mut refused = None;
+    let local = |refused: &mut Option<(String, String)>| -> Result<(Vec<u8>, Runtime)> {
+        let Some(path) = &args.guest else {
+            return built_in();
+        };
+        let bytes = std::fs::read(path).with_context(|| format!("guest {}", path.display()))?;
+        let hash = guest_hash(&bytes);
+        let signature = guests::file_signature(path);
+        if let Err(e) = guest_signing::check(trust.as_deref(), &hash, signature.as_deref()) {
+            *refused = Some((hash, e));
+            return built_in();
+        }
+        let runtime = tokio::task::block_in_place(|| host.load(&bytes, config))
+            .with_context(|| format!("guest {}", path.display()))?;
+        Ok((bytes, runtime))
+    };
     let runtime = match store {
-        Store::Memory(_) => local()?.1,
+        Store::Memory(_) => local(&mut refused)?.1,
         Store::Redis(redis) => {
             let registry = Registry::new(redis);
             let active = match registry.active().await? {
                 Some(hash) => registry.blob(&hash).await?.map(|b| (hash, b)),
                 None => None,
             };
+            let signature = match &active {
+                Some((hash, _)) => registry.signature(hash).await?,
+                None => None,
+            };
             let loaded = active.map(|(hash, bytes)| {
-                (
-                    hash,
-                    tokio::task::block_in_place(|| host.load(&bytes, config)),
-                )
+                let checked = guest_signing::check(trust.as_deref(), &hash, signature.as_deref())
+                    .map_err(|e| anyhow::anyhow!(e))
+                    .and_then(|()| tokio::task::block_in_place(|| host.load(&bytes, config)));
+                (hash, checked)
             });
             match loaded {
                 Some((_, Ok(runtime))) => runtime,
                 Some((hash, Err(e))) => {
                     refused = Some((hash, format!("{e:#}")));
-                    local()?.1
+                    local(&mut refused)?.1
                 }
                 None => {
-                    let (bytes, runtime) = local()?;
+                    let (bytes, runtime) = local(&mut refused)?;
                     registry.bootstrap(&bytes, &runtime).await?;
                     runtime
                 }
@@ -266,7 +284,7 @@ async fn first_guest(
         }
     };
     tracing::info!(guest = %runtime.hash, read = ?runtime.schemas_read, written = runtime.schema_written, "guest loaded");
-    let guests = Guests::new(host.clone(), config.clone(), runtime);
+    let guests = Guests::new(host.clone(), config.clone(), runtime, trust);
     if let Some((hash, error)) = refused {
         // Shown in logs, metrics and `guest status`; this replica serves its local guest.
         guests.refuse(&hash, error);
@@ -276,6 +294,21 @@ async fn first_guest(
 
 /// `irma-server guest publish|rollback|status`.
 async fn guest_command(args: &Args, action: &GuestAction) -> Result<()> {
+    if let GuestAction::Sign { file, signing_key } = action {
+        let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
+        let key = guest_signing::signing_key(signing_key)?;
+        println!("{}", guest_signing::sign(&key, &guest_hash(&bytes)));
+        return Ok(());
+    }
+    if let GuestAction::Keygen { file } = action {
+        let public = guest_signing::keygen(file)?;
+        println!("{public}");
+        eprintln!(
+            "private key in {}; start replicas with --guest-trusted-keys {public}",
+            file.display()
+        );
+        return Ok(());
+    }
     let StoreChoice::Redis(options) = args.store()? else {
         bail!(
             "guest versions are kept in Redis: use --store-type redis and the --redis-* flags (in memory mode, replace the --guest file)"
@@ -290,14 +323,25 @@ async fn guest_command(args: &Args, action: &GuestAction) -> Result<()> {
                 + config.session_result_lifetime_secs as i64)
                 * 1000,
             config,
+            trust: Trust::parse(&args.guest_trusted_keys)?.map(Arc::new),
         })
     };
     match action {
-        GuestAction::Publish { file } => {
+        GuestAction::Publish { file, signing_key } => {
             let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
-            let hash = registry.publish(&check()?, &bytes).await?;
+            let signature = match signing_key {
+                Some(k) => Some(guest_signing::sign(
+                    &guest_signing::signing_key(k)?,
+                    &guest_hash(&bytes),
+                )),
+                None => None,
+            };
+            let hash = registry
+                .publish(&check()?, &bytes, signature.as_deref())
+                .await?;
             println!("published {hash}");
         }
+        GuestAction::Keygen { .. } | GuestAction::Sign { .. } => unreachable!("handled above"),
         GuestAction::Rollback => {
             let hash = registry.rollback(&check()?).await?;
             println!("rolled back to {hash}");

@@ -26,6 +26,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
+use crate::guest_signing::{self, Trust};
 use crate::guests::{Guests, Ledger, ReplicaStatus, readable, retire};
 use crate::runtime::{Runtime, guest_hash};
 use crate::session::now_ms;
@@ -111,22 +112,30 @@ impl Registry {
         Ok(self.conn().hget(self.key("writes"), hash).await?)
     }
 
-    /// Keeps a guest's bytes and the schema it writes.
-    async fn store(&self, bytes: &[u8], runtime: &Runtime) -> Result<()> {
-        redis::pipe()
-            .set(self.key(&format!("blob:{}", runtime.hash)), bytes)
+    /// Keeps a guest's bytes, the schema it writes and its signature, if it has one.
+    async fn store(&self, bytes: &[u8], runtime: &Runtime, signature: Option<&str>) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.set(self.key(&format!("blob:{}", runtime.hash)), bytes)
             .ignore()
             .hset(self.key("writes"), &runtime.hash, runtime.schema_written)
-            .ignore()
-            .exec_async(&mut self.conn())
-            .await?;
+            .ignore();
+        if let Some(sig) = signature {
+            pipe.set(self.key(&format!("sig:{}", runtime.hash)), sig.trim())
+                .ignore();
+        }
+        pipe.exec_async(&mut self.conn()).await?;
         Ok(())
+    }
+
+    /// The signature of the guest `hash` (base64), if it was published with one.
+    pub async fn signature(&self, hash: &str) -> Result<Option<String>> {
+        Ok(self.conn().get(self.key(&format!("sig:{hash}"))).await?)
     }
 
     /// A replica's first guest becomes the active one if the registry has none yet, so that a
     /// later rollback has something to return to.
     pub async fn bootstrap(&self, bytes: &[u8], runtime: &Runtime) -> Result<()> {
-        self.store(bytes, runtime).await?;
+        self.store(bytes, runtime, None).await?;
         let mut conn = self.conn();
         let _: bool = conn
             .hset_nx(self.key("schemas"), runtime.schema_written, "live")
@@ -143,8 +152,10 @@ impl Registry {
         bytes: &[u8],
         runtime: &Runtime,
         keep_ms: i64,
+        signature: Option<&str>,
     ) -> Result<()> {
-        self.activate(bytes, runtime, keep_ms, false).await
+        self.activate(bytes, runtime, keep_ms, false, signature)
+            .await
     }
 
     async fn activate(
@@ -153,13 +164,14 @@ impl Registry {
         runtime: &Runtime,
         keep_ms: i64,
         rollback: bool,
+        signature: Option<&str>,
     ) -> Result<()> {
         let now = now_ms();
         let mut ledger = self.ledger().await?;
         readable(&ledger, &runtime.schemas_read, now)
             .map_err(|e| anyhow!("guest {} refused: {e}", runtime.hash))?;
         let previous = self.active().await?;
-        self.store(bytes, runtime).await?;
+        self.store(bytes, runtime, signature).await?;
         let mut conn = self.conn();
         let old = match &previous {
             Some(p) => self.writes(p).await?,
@@ -179,10 +191,16 @@ impl Registry {
         Ok(())
     }
 
-    /// `guest publish`: checks `bytes` with this process's host and makes it active.
-    pub async fn publish(&self, guests_host: &GuestCheck, bytes: &[u8]) -> Result<String> {
-        let runtime = tokio::task::block_in_place(|| guests_host.check(bytes))?;
-        self.activate(bytes, &runtime, guests_host.keep_ms, false)
+    /// `guest publish`: checks `bytes` (and its signature) with this process's host and
+    /// makes it active.
+    pub async fn publish(
+        &self,
+        guests_host: &GuestCheck,
+        bytes: &[u8],
+        signature: Option<&str>,
+    ) -> Result<String> {
+        let runtime = tokio::task::block_in_place(|| guests_host.check(bytes, signature))?;
+        self.activate(bytes, &runtime, guests_host.keep_ms, false, signature)
             .await?;
         Ok(runtime.hash.clone())
     }
@@ -199,9 +217,17 @@ impl Registry {
             .blob(&previous)
             .await?
             .ok_or_else(|| anyhow!("guest {previous} is no longer in the registry"))?;
-        let runtime = tokio::task::block_in_place(|| guests_host.check(&bytes))?;
-        self.activate(&bytes, &runtime, guests_host.keep_ms, true)
-            .await?;
+        let signature = self.signature(&previous).await?;
+        let runtime =
+            tokio::task::block_in_place(|| guests_host.check(&bytes, signature.as_deref()))?;
+        self.activate(
+            &bytes,
+            &runtime,
+            guests_host.keep_ms,
+            true,
+            signature.as_deref(),
+        )
+        .await?;
         Ok(previous)
     }
 
@@ -256,20 +282,29 @@ pub struct GuestCheck {
     pub host: Arc<crate::runtime::GuestHost>,
     pub config: crate::runtime::types::Config,
     pub keep_ms: i64,
+    /// `--guest-trusted-keys`: the signature is checked first.
+    pub trust: Option<Arc<Trust>>,
 }
 
 impl GuestCheck {
     /// Compiles and checks; blocks (call from a blocking thread or in `block_in_place`: a
     /// failing guest writes its panic through WASI, which blocks on the runtime).
-    fn check(&self, bytes: &[u8]) -> Result<Runtime> {
+    fn check(&self, bytes: &[u8], signature: Option<&str>) -> Result<Runtime> {
+        let hash = guest_hash(bytes);
+        guest_signing::check(self.trust.as_deref(), &hash, signature)
+            .map_err(|e| anyhow!("guest {hash} refused: {e}"))?;
         self.host
             .load(bytes, &self.config)
             .with_context(|| format!("guest {} refused", guest_hash(bytes)))
     }
 
     /// [`GuestCheck::check`] for a blocking thread.
-    pub fn check_owned(self, bytes: Vec<u8>) -> Result<(Vec<u8>, Runtime)> {
-        let runtime = self.check(&bytes)?;
+    pub fn check_owned(
+        self,
+        bytes: Vec<u8>,
+        signature: Option<String>,
+    ) -> Result<(Vec<u8>, Runtime)> {
+        let runtime = self.check(&bytes, signature.as_deref())?;
         Ok((bytes, runtime))
     }
 }
@@ -306,8 +341,12 @@ async fn sync(registry: &Registry, guests: &Arc<Guests>) -> Result<()> {
         bail!("active guest {active} has no bytes in the registry");
     };
     let ledger = registry.ledger().await?;
+    let signature = registry.signature(&active).await?;
     let g = guests.clone();
     // Compiling takes a while: off the async workers. A refusal is logged and counted there.
-    let _ = tokio::task::spawn_blocking(move || g.try_activate(&bytes, Some(&ledger))).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        g.try_activate(&bytes, signature.as_deref(), Some(&ledger))
+    })
+    .await;
     Ok(())
 }

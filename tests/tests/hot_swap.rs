@@ -529,3 +529,200 @@ fn memory_mode_follows_the_guest_file() {
         before
     );
 }
+
+/// `irma-server guest <args>` needing no Redis (keygen, sign): (success, stdout + stderr).
+fn guest_tool(args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(server_binary());
+    cmd.args(["-q", "guest"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = process::spawn(cmd).unwrap().wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A signing key made by `guest keygen` in `dir`: (its file, the public key).
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let file = dir.join(name);
+    let (ok, out) = guest_tool(&["keygen", file.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    (file, out.lines().next().unwrap().to_owned())
+}
+
+/// `guest sign`: the signature of the component in `file`.
+fn sign(file: &Path, key: &Path) -> String {
+    let (ok, out) = guest_tool(&[
+        "sign",
+        file.to_str().unwrap(),
+        "--signing-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    out.lines().next().unwrap().to_owned()
+}
+
+/// The hash a server last refused, from `/metrics`.
+fn refused_hash(server_url: &str) -> String {
+    metric(server_url, "irma_guest_refused_info{hash=\"")
+        .trim_start_matches("irma_guest_refused_info{hash=\"")
+        .split('"')
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn with_trusted_keys_only_signed_guests_run_however_they_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trusted, public) = keygen(dir.path(), "trusted.key");
+    let (untrusted, _) = keygen(dir.path(), "other.key");
+    let cache = dir.path().join("cache").display().to_string();
+    let c = Cluster::start(
+        2,
+        Redis::start(),
+        &[
+            "--admin-token",
+            ADMIN,
+            "--guest-cache",
+            &cache,
+            "--guest-trusted-keys",
+            &public,
+        ],
+    );
+    let urls = c.urls();
+    let built_in = active_hash(&urls[0]);
+    let v1 = std::fs::read(guest()).unwrap();
+    // Distinct versions (same logic), one per way in.
+    let [by_cli, by_cli_untrusted, by_admin, by_redis, good] =
+        ["cli", "cli-untrusted", "admin", "redis", "good"].map(|l| relabelled(&v1, l));
+
+    // `guest publish`: unsigned, or signed by a key the replicas do not trust: refused.
+    let f = write(dir.path(), "cli.wasm", &by_cli);
+    let (ok, out) = guest_cli(&c, &["publish", f.to_str().unwrap()]);
+    assert!(!ok && out.contains("unsigned"), "{out}");
+    let f = write(dir.path(), "cli-untrusted.wasm", &by_cli_untrusted);
+    let (ok, out) = guest_cli(
+        &c,
+        &[
+            "publish",
+            f.to_str().unwrap(),
+            "--signing-key",
+            untrusted.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && out.contains("no trusted key"), "{out}");
+
+    // `/admin/guest` without a signature, and with another guest's: refused.
+    let admin_url = format!("{}/admin/guest", urls[0]);
+    let auth = format!("Bearer {ADMIN}");
+    let post = |body: &[u8], sig: Option<&str>| {
+        let mut req = irma_tests::agent()
+            .build()
+            .post(&admin_url)
+            .set("Authorization", &auth);
+        if let Some(s) = sig {
+            req = req.set("X-Guest-Signature", s);
+        }
+        match req.send_bytes(body) {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => (r.status(), r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (status, body) = post(&by_admin, None);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("unsigned"), "{body}");
+    let good_file = write(dir.path(), "good.wasm", &good);
+    let (status, body) = post(&by_admin, Some(&sign(&good_file, &trusted)));
+    assert!(status == 409 && body.contains("no trusted key"), "{body}");
+
+    // Written into Redis behind the publisher's back: every replica refuses it, and says so
+    // in `/metrics` and `guest status`.
+    let f = write(dir.path(), "redis.wasm", &by_redis);
+    let h = hash(&by_redis);
+    c.redis
+        .cli_stdin(&["-x", "SET", &format!("guest:blob:{h}")], &f);
+    c.redis.cli(&["SET", "guest:active", &h]);
+    c.redis.cli(&["PUBLISH", "guests", &h]);
+    eventually(
+        || urls.iter().all(|u| refused_hash(u) == h),
+        || {
+            format!(
+                "refused: {:?}",
+                urls.iter().map(|u| refused_hash(u)).collect::<Vec<_>>()
+            )
+        },
+    );
+    assert!(urls.iter().all(|u| active_hash(u) == built_in));
+    let (ok, out) = guest_cli(&c, &["status"]);
+    assert!(ok, "{out}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    let replicas = status["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 2, "{status}");
+    for r in replicas {
+        assert_eq!(r["refused"]["hash"], json!(h), "{r}");
+        let why = r["refused"]["error"].as_str().unwrap_or("");
+        assert!(why.contains("unsigned"), "{why}");
+    }
+
+    // Signed with the trusted key: published, and every replica runs it.
+    let (ok, out) = guest_cli(
+        &c,
+        &[
+            "publish",
+            good_file.to_str().unwrap(),
+            "--signing-key",
+            trusted.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    until_all_run(&urls, &hash(&good));
+    let mut app = App::new(demo_conf(), 91);
+    let s = Session::start(&c.front, &student_card("signed"));
+    assert_eq!(app.run(&s.u).status, 200);
+}
+
+#[test]
+fn with_trusted_keys_the_watched_guest_file_needs_its_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trusted, public) = keygen(dir.path(), "trusted.key");
+    // Not the built-in guest (which is trusted as the binary is): the same logic relabelled.
+    let v1 = relabelled(&std::fs::read(guest()).unwrap(), "start");
+    let file = write(dir.path(), "guest.wasm", &v1);
+    let cache = dir.path().join("cache");
+    // Unsigned at start-up: refused; the built-in guest serves.
+    let server = Server::start(
+        Schemes::Demo,
+        &[
+            "--guest",
+            file.to_str().unwrap(),
+            "--guest-cache",
+            cache.to_str().unwrap(),
+            "--guest-trusted-keys",
+            &public,
+        ],
+    );
+    assert_eq!(refused_hash(&server.url), hash(&v1));
+    // A new version without its signature: refused, the running one goes on.
+    let v2 = relabelled(&v1, "file");
+    let next = write(dir.path(), "next.wasm", &v2);
+    std::fs::rename(&next, &file).unwrap();
+    eventually(
+        || refused_hash(&server.url) == hash(&v2),
+        || format!("refused {}", refused_hash(&server.url)),
+    );
+    assert_ne!(active_hash(&server.url), hash(&v2));
+    // Its signature arrives beside it: it runs.
+    let sig = sign(&file, &trusted);
+    std::fs::write(dir.path().join("guest.wasm.sig"), sig).unwrap();
+    until_all_run(std::slice::from_ref(&server.url), &hash(&v2));
+    let mut app = App::new(demo_conf(), 92);
+    let s = Session::start(&server, &student_card("signed-file"));
+    assert_eq!(app.run(&s.u).status, 200);
+}

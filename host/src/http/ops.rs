@@ -1,6 +1,7 @@
 //! Operations endpoints: `/metrics` (Prometheus text) with the guest's state, and with
 //! `--admin-token` the guest registry (Redis mode): `GET /admin/guest` (status),
-//! `POST /admin/guest` (body: a component; publishes it), `POST /admin/guest/rollback`.
+//! `POST /admin/guest` (body: a component, its signature in `X-Guest-Signature`; publishes
+//! it), `POST /admin/guest/rollback`.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -65,6 +66,7 @@ fn check(state: &Shared) -> GuestCheck {
         host: g.host().clone(),
         config: g.config().clone(),
         keep_ms: g.keep_ms(),
+        trust: g.trust(),
     }
 }
 
@@ -92,11 +94,22 @@ async fn publish(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
         Err(e) => return e.into_response(),
     };
     let check = check(&state);
+    // Signed by the publisher: `X-Guest-Signature: <base64>`.
+    let signature = headers
+        .get("x-guest-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let sig = signature.clone();
     // Compiling takes a while: the checks run off the async workers.
-    let checked = tokio::task::spawn_blocking(move || check.check_owned(body.to_vec())).await;
+    let checked = tokio::task::spawn_blocking(move || check.check_owned(body.to_vec(), sig)).await;
     match checked {
         Ok(Ok((bytes, runtime))) => match registry
-            .activate_checked(&bytes, &runtime, state.sessions.guests.keep_ms())
+            .activate_checked(
+                &bytes,
+                &runtime,
+                state.sessions.guests.keep_ms(),
+                signature.as_deref(),
+            )
             .await
         {
             Ok(()) => axum::Json(json!({"published": runtime.hash})).into_response(),
