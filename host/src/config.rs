@@ -244,8 +244,9 @@ pub struct Args {
     /// 0 with --redis-addr.
     #[arg(long, env = "IRMASERVER_REDIS_WAIT_REPLICAS")]
     pub redis_wait_replicas: Option<u32>,
-    /// How long a session write waits for its replicas (ms).
-    #[arg(long, env = "IRMASERVER_REDIS_WAIT_TIMEOUT", default_value_t = 1000)]
+    /// How long a session write waits for its replicas (ms). Long enough for a replica to
+    /// attach to a master just promoted by a failover (writes wait for it rather than fail).
+    #[arg(long, env = "IRMASERVER_REDIS_WAIT_TIMEOUT", default_value_t = 5000)]
     pub redis_wait_timeout: u64,
     /// The guest component to run, watched for changes in memory mode (default: the guest
     /// built into this binary).
@@ -1119,7 +1120,7 @@ mod tests {
                 Some("spw")
             )
         );
-        assert_eq!((o.wait_replicas, o.wait_timeout_ms), (1, 1000));
+        assert_eq!((o.wait_replicas, o.wait_timeout_ms), (1, 5000));
         assert!(!format!("{o:?}").contains("spw"), "no password printed");
         let risky = [&named[..], &["--redis-accept-inconsistency-risk"]].concat();
         let StoreChoice::Redis(o) = args(&risky).store().unwrap() else {

@@ -135,7 +135,7 @@ impl RedisOptions {
             key_prefix: String::new(),
             encryption_keys: Vec::new(),
             wait_replicas: 0,
-            wait_timeout_ms: 1000,
+            wait_timeout_ms: 5000,
         }
     }
 }
