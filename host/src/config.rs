@@ -39,6 +39,14 @@ pub struct Args {
     /// Port to listen on.
     #[arg(short = 'p', long, env = "IRMASERVER_PORT", default_value_t = 8088)]
     pub port: u16,
+    /// Serve `/metrics`, `/health`, `/ready` and `/admin` on this port (plain HTTP, on
+    /// --listen-addr) instead of with the requestor API; 0: with the requestor API.
+    #[arg(long, env = "IRMASERVER_OPS_PORT", default_value_t = 0)]
+    pub ops_port: u16,
+    /// After SIGTERM, how long `/ready` fails while everything is still served (so balancers
+    /// move away) before the listeners stop accepting (seconds; a second SIGTERM ends it).
+    #[arg(long, env = "IRMASERVER_SHUTDOWN_GRACE", default_value_t = 5)]
+    pub shutdown_grace: u64,
     /// Prefix of every route, starting with `/`.
     #[arg(short = 'a', long, env = "IRMASERVER_API_PREFIX", default_value = "/")]
     pub api_prefix: String,

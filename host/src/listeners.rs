@@ -46,8 +46,14 @@ fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<RustlsConfig> {
 }
 
 /// Binds every listener (so a port in use fails the start), then serves them until the
-/// process is asked to stop.
-pub async fn serve(listeners: Vec<Listener>) -> Result<()> {
+/// process is asked to stop. At SIGTERM (or Ctrl-C) it drains: `draining` is set (so `/ready`
+/// fails and balancers move away) while everything is still served for `grace`, or until a
+/// second signal; then the listeners stop accepting and what is in flight gets 10 s to finish.
+pub async fn serve(
+    listeners: Vec<Listener>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    grace: Duration,
+) -> Result<()> {
     let handle = Handle::new();
     let mut bound = Vec::new();
     for l in listeners {
@@ -81,6 +87,16 @@ pub async fn serve(listeners: Vec<Listener>) -> Result<()> {
         let handle = handle.clone();
         async move {
             stop_signal().await;
+            draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "draining: /ready fails, still serving"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = stop_signal() => {}
+            }
+            tracing::info!("no longer accepting; finishing what is in flight");
             // In-flight requests get this long to finish; open SSE streams end.
             handle.graceful_shutdown(Some(Duration::from_secs(10)));
         }
@@ -102,5 +118,4 @@ async fn stop_signal() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
 }

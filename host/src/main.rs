@@ -168,6 +168,7 @@ async fn serve(args: &Args) -> Result<()> {
     // Work no request asks for: callbacks from the outbox, timeouts that owe a callback.
     callbacks::deliver(store, sessions.http.clone(), sessions.callbacks_due.clone());
     timeouts::wake(sessions.clone());
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let state = Arc::new(AppState {
         sessions,
         requestors,
@@ -176,9 +177,15 @@ async fn serve(args: &Args) -> Result<()> {
         registry,
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         static_sessions,
+        draining: draining.clone(),
     });
     tracing::info!(url = %args.app_url(), "apps reach this server at");
-    listeners::serve(listeners(args, state)?).await
+    listeners::serve(
+        listeners(args, state)?,
+        draining,
+        Duration::from_secs(args.shutdown_grace),
+    )
+    .await
 }
 
 /// The listeners the flags ask for: one for everything, or the app endpoints on
@@ -189,32 +196,51 @@ fn listeners(args: &Args, state: Arc<AppState>) -> Result<Vec<Listener>> {
         .as_deref()
         .map(|p| (p, args.static_prefix.as_str()));
     let main = SocketAddr::new(args.listen_addr, args.port);
+    let ops_apart = args.ops_port != 0;
+    let ops = ops_apart.then(|| Listener {
+        addr: SocketAddr::new(args.listen_addr, args.ops_port),
+        tls: None,
+        router: http::router(state.clone(), Routes::Ops, true, "", None),
+        what: "operations",
+    });
     if args.client_port == 0 {
-        return Ok(vec![Listener {
+        return Ok([Listener {
             addr: main,
             tls: args.tls()?,
-            router: http::router(state, Routes::All, &args.api_prefix, statics),
+            router: http::router(state, Routes::All, ops_apart, &args.api_prefix, statics),
             what: "requestors and apps",
-        }]);
+        }]
+        .into_iter()
+        .chain(ops)
+        .collect());
     }
     let client = SocketAddr::new(
         args.client_listen_addr.unwrap_or(args.listen_addr),
         args.client_port,
     );
-    Ok(vec![
+    Ok([
         Listener {
             addr: main,
             tls: args.tls()?,
-            router: http::router(state.clone(), Routes::Requestor, &args.api_prefix, None),
+            router: http::router(
+                state.clone(),
+                Routes::Requestor,
+                ops_apart,
+                &args.api_prefix,
+                None,
+            ),
             what: "requestors",
         },
         Listener {
             addr: client,
             tls: args.client_tls()?,
-            router: http::router(state, Routes::App, &args.api_prefix, statics),
+            router: http::router(state, Routes::App, ops_apart, &args.api_prefix, statics),
             what: "apps",
         },
-    ])
+    ]
+    .into_iter()
+    .chain(ops)
+    .collect())
 }
 
 /// The guest to start with: in Redis mode the registry's active version (the local guest if

@@ -187,6 +187,27 @@ impl Server {
         self.child.as_ref().map(Child::id)
     }
 
+    /// SIGTERM, as an orchestrator stopping it sends.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+
+    /// Waits (up to [`PATIENCE`]) until the process exits; how it exited.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("a process of ours");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: a crash, no shutdown of any kind.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

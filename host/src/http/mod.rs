@@ -33,6 +33,8 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// Static sessions (`--static-sessions`): name → the extended request each scan starts.
     pub static_sessions: std::collections::BTreeMap<String, Vec<u8>>,
+    /// Set at SIGTERM: `/ready` fails from then on, so balancers stop sending requests here.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -40,7 +42,8 @@ pub type Shared = Arc<AppState>;
 /// Request bodies above this are refused (`irma server` does the same).
 pub const MAX_BODY: usize = 10 << 20;
 
-/// Which routes a listener serves.
+/// Which routes a listener serves. Operations (`/metrics`, `/health`, `/ready`, `/admin`) go
+/// with the requestor API unless `--ops-port` gives them a listener of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routes {
     /// Requestor API, app endpoints and operations: one listener for everything.
@@ -49,6 +52,8 @@ pub enum Routes {
     Requestor,
     /// The app endpoints (`/irma`) alone, on `--client-port`.
     App,
+    /// Operations alone, on `--ops-port`.
+    Ops,
 }
 
 /// The routes of `which`, under `prefix` (`--api-prefix`), with static files from `statics`
@@ -56,14 +61,19 @@ pub enum Routes {
 pub fn router(
     state: Shared,
     which: Routes,
+    ops_apart: bool,
     prefix: &str,
     statics: Option<(&std::path::Path, &str)>,
 ) -> Router {
     let mut routes = Router::new();
-    if which != Routes::App {
-        routes = routes.merge(requestor::routes()).merge(ops::routes());
+    let requestors = matches!(which, Routes::All | Routes::Requestor);
+    if requestors {
+        routes = routes.merge(requestor::routes());
     }
-    if which != Routes::Requestor {
+    if which == Routes::Ops || (requestors && !ops_apart) {
+        routes = routes.merge(ops::routes());
+    }
+    if matches!(which, Routes::All | Routes::App) {
         routes = routes.merge(app::routes());
         if let Some((dir, at)) = statics {
             let files = tower_http::services::ServeDir::new(dir);

@@ -1,4 +1,6 @@
-//! Operations endpoints: `/metrics` (Prometheus text) with the guest's state, and with
+//! Operations endpoints: `/health` (the process is alive), `/ready` (it should get traffic:
+//! the session store answers, not draining), `/metrics` (Prometheus text) with the guest's
+//! state, and with
 //! `--admin-token` the guest registry (Redis mode): `GET /admin/guest` (status),
 //! `POST /admin/guest` (body: a component, its signature in `X-Guest-Signature`; publishes
 //! it), `POST /admin/guest/rollback`.
@@ -18,8 +20,30 @@ use crate::registry::{GuestCheck, Registry};
 pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "OK" }))
+        .route("/ready", get(ready))
         .route("/admin/guest", get(status).post(publish))
         .route("/admin/guest/rollback", post(rollback))
+}
+
+/// `200` when this replica should get requests; `503` with the reason when not: draining
+/// after SIGTERM, or the session store does not answer.
+async fn ready(State(state): State<Shared>) -> Response {
+    let not_ready = |reason: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"ready": false, "reason": reason})),
+        )
+            .into_response()
+    };
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return not_ready("draining".into());
+    }
+    if let Err(e) = state.sessions.store.ping().await {
+        return not_ready(e.to_string());
+    }
+    axum::Json(json!({"ready": true, "guest": state.sessions.guests.current().hash}))
+        .into_response()
 }
 
 async fn metrics(State(state): State<Shared>) -> impl IntoResponse {

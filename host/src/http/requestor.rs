@@ -23,7 +23,6 @@ pub fn routes() -> Router<Shared> {
         .route("/session/{rt}/result-jwt", get(result_jwt))
         .route("/session/{rt}/getproof", get(getproof))
         .route("/publickey", get(publickey))
-        .route("/health", get(|| async { "OK" }))
 }
 
 async fn start(

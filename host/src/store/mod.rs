@@ -229,6 +229,16 @@ pub enum Store {
     Redis(redis::RedisStore),
 }
 
+impl Store {
+    /// Whether the store answers now (one try, for `/ready`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(r) => r.ping().await,
+        }
+    }
+}
+
 /// Calls the same method on whichever store this is.
 macro_rules! either {
     ($self:ident, $s:ident => $call:expr) => {

@@ -304,6 +304,15 @@ impl RedisStore {
         })
     }
 
+    /// One `PING` on the current master (or a cluster node), without waiting for a failover.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.link.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// The link to the master, for other users of this Redis (the guest registry).
     pub fn link(&self) -> Arc<Link> {
         self.link.clone()
