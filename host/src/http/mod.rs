@@ -4,6 +4,7 @@
 pub mod app;
 pub mod errors;
 pub mod ops;
+pub mod request_id;
 pub mod requestor;
 pub mod sse;
 
@@ -108,6 +109,7 @@ fn layered(routes: Router<Shared>) -> Router<Shared> {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .layer(cors)
+        .route_layer(axum::middleware::from_fn(request_id::tag))
 }
 
 /// Tokens are exactly 20 characters of `[a-zA-Z0-9]` (anchored, unlike the reference).

@@ -1,0 +1,71 @@
+//! One id per request, in every log line the request causes (a `request` span) and in the
+//! `X-Request-Id` response header, so an operator can find a client's request in the logs. A
+//! sane `X-Request-Id` from the caller (a balancer's) is kept; otherwise one is made. The span
+//! names the route template (`/session/{rt}/status`), never the path, which holds tokens.
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+pub const HEADER: &str = "x-request-id";
+
+/// Up to 64 characters of `[A-Za-z0-9._-]`: safe to log and to send back.
+fn sane(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn fresh() -> String {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).expect("the operating system provides randomness");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub async fn tag(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| sane(v))
+        .map_or_else(fresh, str::to_owned);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", MatchedPath::as_str)
+        .to_owned();
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), route = %route);
+    let started = std::time::Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "answered"
+        )
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HEADER, v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sane_ids_are_kept() {
+        assert!(sane("abc-123_X.y"));
+        assert!(!sane(""));
+        assert!(!sane(&"a".repeat(65)));
+        assert!(!sane("a b"));
+        assert!(!sane("a\nb"));
+        assert_eq!(fresh().len(), 16);
+        assert_ne!(fresh(), fresh());
+    }
+}
