@@ -294,6 +294,26 @@ pub fn fails_to_start(schemes: Schemes, extra: &[&str]) -> String {
     }
 }
 
+/// `irma-server <flags> -q guest <args>` (the guest registry's commands, `keygen`, `sign`):
+/// whether it succeeded, and its standard output then standard error.
+pub fn guest_command(flags: &[String], args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(server_binary());
+    cmd.args(flags)
+        .args(["-q", "guest"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = process::spawn(cmd).unwrap().wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// An HTTP answer: status and body.
 #[derive(Debug, Clone)]
 pub struct Answer {

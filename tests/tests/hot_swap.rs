@@ -7,7 +7,6 @@
 //! `just guest-variants` (part of `just test`) builds the variants into `target/guest/`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,9 +15,7 @@ use irma_tests::cluster::Cluster;
 use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{
-    Schemes, Server, Session, eventually, get, guest, guest_variant, process, server_binary,
-};
+use irma_tests::{Schemes, Server, Session, eventually, get, guest, guest_command, guest_variant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -116,21 +113,7 @@ fn cluster(n: usize, cache: &tempfile::TempDir) -> Cluster {
 
 /// `irma-server <flags> guest <args>` with the cluster's flags: (success, stdout + stderr).
 fn guest_cli(c: &Cluster, args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new(server_binary());
-    cmd.args(&c.flags)
-        .args(["-q", "guest"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = process::spawn(cmd).unwrap().wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    guest_command(&c.flags, args)
 }
 
 /// Sessions and polls run against `front` until stopped; every failure is kept.
@@ -532,20 +515,7 @@ fn memory_mode_follows_the_guest_file() {
 
 /// `irma-server guest <args>` needing no Redis (keygen, sign): (success, stdout + stderr).
 fn guest_tool(args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new(server_binary());
-    cmd.args(["-q", "guest"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = process::spawn(cmd).unwrap().wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    guest_command(&[], args)
 }
 
 /// A signing key made by `guest keygen` in `dir`: (its file, the public key).

@@ -5,7 +5,6 @@
 //! replica and every session completes; a slot moved to another master under load takes its
 //! sessions along and loses nothing.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use irma_server::store::shards::Shards;
@@ -15,7 +14,7 @@ use irma_tests::receiver::{Receiver, Reply};
 use irma_tests::redis_cluster::RedisCluster;
 use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{Session, eventually, post_json, process, server_binary};
+use irma_tests::{Session, eventually, guest_command, post_json};
 use serde_json::json;
 
 /// The `status:` key of a session and its hash slot.
@@ -28,16 +27,7 @@ fn status_key(c: &Cluster<RedisCluster>, s: &Session) -> (String, u16) {
 
 /// `irma-server guest status` against the cluster.
 fn guest_status(c: &Cluster<RedisCluster>) -> (bool, String) {
-    let mut cmd = Command::new(server_binary());
-    cmd.args(&c.flags)
-        .args(["-q", "guest", "status"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = process::spawn(cmd).unwrap().wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    guest_command(&c.flags, &["status"])
 }
 
 /// How many subscribers `statusevents` and `guests` have over all nodes (a message published

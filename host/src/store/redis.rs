@@ -326,14 +326,17 @@ impl RedisStore {
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let deadline = tokio::time::Instant::now() + FAILOVER_PATIENCE;
+        // The clock is read only once something fails: the hot path pays nothing for this.
+        let mut deadline = None;
         loop {
             let seen = self.link.seen();
             match op(self.link.conn()).await {
                 Ok(v) => return Ok(v),
                 Err(e) if self.link.failover_may_help(&e) => {
                     tracing::debug!("Redis command failed, waiting for a new master: {e}");
-                    if !self.link.recovered_since(seen, deadline).await {
+                    let until = *deadline
+                        .get_or_insert_with(|| tokio::time::Instant::now() + FAILOVER_PATIENCE);
+                    if !self.link.recovered_since(seen, until).await {
                         return Err(unavailable(e));
                     }
                 }
@@ -554,13 +557,10 @@ impl SessionStore for RedisStore {
         .ignore();
         // The token: in the same transaction on one node; in a cluster afterwards (another
         // slot). If that fails the requestor never learns of the session, which expires.
-        let mut token = redis::pipe();
-        token
-            .set_options(self.token_key(rt), ct, expiring())
-            .ignore();
+        let mut token = redis::cmd("SET");
+        token.arg(self.token_key(rt)).arg(ct).arg("PX").arg(ttl);
         if !self.shards.clustered() {
-            pipe.add_command(token.cmd_iter().next().expect("one").clone())
-                .ignore();
+            pipe.add_command(token.clone()).ignore();
         }
         let (pipe, token) = (&pipe, &token);
         let replicated = self
