@@ -53,7 +53,7 @@ prerequisites:
     missing=()
     rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || missing+=("rustup target add wasm32-wasip2")
     pkgs=""
-    for tool in redis-server:redis-server nginx:nginx-light openssl:openssl node:nodejs npm:npm; do
+    for tool in redis-server:redis-server nginx:nginx-light openssl:openssl node:nodejs npm:npm promtool:prometheus; do
       command -v "${tool%%:*}" >/dev/null || pkgs="$pkgs ${tool##*:}"
     done
     # The irma crate (a third-party requestor client the tests use) links OpenSSL.

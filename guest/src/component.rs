@@ -9,6 +9,7 @@ use rand_core::SeedableRng;
 
 use crate::keys::KeySource;
 use crate::permissions::{Permissions, Requestors};
+use crate::record::Kind;
 use crate::session::{self, Ctx};
 use crate::{
     AppRequest, Config, ConnectRequest, CreatedSession, Effect, Event, HttpAnswer, Outcome,
@@ -273,6 +274,11 @@ fn outcome(o: Outcome) -> wit::Outcome {
         record: o.record,
         response: response(o.response),
         status: status(o.status),
+        kind: o.kind.map(|k| match k {
+            Kind::Disclosing => wit::SessionKind::Disclosing,
+            Kind::Signing => wit::SessionKind::Signing,
+            Kind::Issuing => wit::SessionKind::Issuing,
+        }),
         lapses_at_ms: o.lapses_at_ms,
         wake_at_ms: o.wake_at_ms,
         keep_secs: o.keep_secs,

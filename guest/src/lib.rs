@@ -169,6 +169,8 @@ pub struct Outcome {
     pub record: Option<Vec<u8>>,
     pub response: Response,
     pub status: Status,
+    /// The session's kind; none when its record could not be read.
+    pub kind: Option<record::Kind>,
     /// When `status` turns into TIMEOUT unless the record is written again (not final only).
     pub lapses_at_ms: Option<i64>,
     /// When the host must `Tick` the session unasked (a timeout with a callback).

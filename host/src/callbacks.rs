@@ -80,14 +80,17 @@ async fn attempt<S: SessionStore>(store: &S, http: &HttpClient, mut d: Delivery)
     let done = match after(&d, answer, now_ms()) {
         Next::Done => {
             tracing::info!(attempts = d.attempts + 1, "callback delivered");
+            crate::metrics::callback_delivered();
             store.finish_delivery(&d).await
         }
         Next::GiveUp(why) => {
             tracing::error!(attempts = d.attempts + 1, "callback given up: {why}");
+            crate::metrics::callback_failed("given_up");
             store.finish_delivery(&d).await
         }
         Next::RetryAt(at) => {
             d.attempts += 1;
+            crate::metrics::callback_failed("retried");
             tracing::warn!(
                 attempts = d.attempts,
                 "callback not accepted; trying again later"

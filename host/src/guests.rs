@@ -107,6 +107,7 @@ impl Guests {
             std::env::var("HOSTNAME").unwrap_or_else(|_| "irma-server".into()),
             std::process::id()
         );
+        crate::metrics::guest_active(None, (&first.hash, first.schema_written));
         Guests {
             host,
             config,
@@ -198,8 +199,13 @@ impl Guests {
             schema_written = candidate.schema_written,
             "guest swapped in"
         );
+        crate::metrics::guest_active(
+            Some((&current.hash, current.schema_written)),
+            (&candidate.hash, candidate.schema_written),
+        );
         *self.current.write().expect("not poisoned") = Arc::new(candidate);
         self.activations.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::guest_activated();
         Ok(hash)
     }
 
@@ -207,7 +213,9 @@ impl Guests {
     pub fn refuse(&self, hash: &str, error: String) -> String {
         tracing::error!(guest = %hash, "guest refused: {error}; the active guest keeps serving");
         self.refusals.fetch_add(1, Ordering::Relaxed);
-        *self.refused.lock().expect("not poisoned") = Some(Refusal {
+        let mut refused = self.refused.lock().expect("not poisoned");
+        crate::metrics::guest_refused(refused.as_ref().map(|r| r.hash.as_str()), hash);
+        *refused = Some(Refusal {
             hash: hash.to_owned(),
             error: error.clone(),
             at_ms: now_ms(),
@@ -227,32 +235,6 @@ impl Guests {
             refused: self.refused.lock().expect("not poisoned").clone(),
             at_ms: now_ms(),
         }
-    }
-
-    /// Prometheus text exposition of the guest's state.
-    pub fn metrics(&self) -> String {
-        let s = self.status();
-        let mut out = format!(
-            "# HELP irma_guest_info The active guest version (SHA-256 of the component).\n\
-             # TYPE irma_guest_info gauge\n\
-             irma_guest_info{{hash=\"{}\",schema_written=\"{}\"}} 1\n\
-             # HELP irma_guest_activations_total Guest versions activated since start.\n\
-             # TYPE irma_guest_activations_total counter\n\
-             irma_guest_activations_total {}\n\
-             # HELP irma_guest_refusals_total Guest versions refused since start.\n\
-             # TYPE irma_guest_refusals_total counter\n\
-             irma_guest_refusals_total {}\n",
-            s.hash, s.schema_written, s.activations, s.refusals
-        );
-        if let Some(r) = s.refused {
-            out.push_str(&format!(
-                "# HELP irma_guest_refused_info The last refused guest version.\n\
-                 # TYPE irma_guest_refused_info gauge\n\
-                 irma_guest_refused_info{{hash=\"{}\"}} 1\n",
-                r.hash
-            ));
-        }
-        out
     }
 }
 

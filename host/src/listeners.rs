@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use axum::Router;
 use axum_server::Handle;
+
+use crate::drain::Drain;
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -48,12 +50,9 @@ fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<RustlsConfig> {
 /// Binds every listener (so a port in use fails the start), then serves them until the
 /// process is asked to stop. At SIGTERM (or Ctrl-C) it drains: `draining` is set (so `/ready`
 /// fails and balancers move away) while everything is still served for `grace`, or until a
-/// second signal; then the listeners stop accepting and what is in flight gets 10 s to finish.
-pub async fn serve(
-    listeners: Vec<Listener>,
-    draining: Arc<std::sync::atomic::AtomicBool>,
-    grace: Duration,
-) -> Result<()> {
+/// second signal; then the listeners stop accepting, event streams end, and what is in flight
+/// gets 10 s to finish.
+pub async fn serve(listeners: Vec<Listener>, drain: Arc<Drain>, grace: Duration) -> Result<()> {
     let handle = Handle::new();
     let mut bound = Vec::new();
     for l in listeners {
@@ -87,7 +86,7 @@ pub async fn serve(
         let handle = handle.clone();
         async move {
             stop_signal().await;
-            draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            drain.start();
             tracing::info!(
                 grace_secs = grace.as_secs(),
                 "draining: /ready fails, still serving"
@@ -97,7 +96,9 @@ pub async fn serve(
                 _ = stop_signal() => {}
             }
             tracing::info!("no longer accepting; finishing what is in flight");
-            // In-flight requests get this long to finish; open SSE streams end.
+            // Event streams end now (they would never finish on their own); other in-flight
+            // requests get this long.
+            drain.close();
             handle.graceful_shutdown(Some(Duration::from_secs(10)));
         }
     });

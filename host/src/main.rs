@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
 use irma_server::config::{Args, Command, GuestAction, StoreChoice};
+use irma_server::drain::Drain;
 use irma_server::guest_signing::{self, Trust};
 use irma_server::guests::{self, Guests};
 use irma_server::http::Routes;
@@ -21,7 +22,7 @@ use irma_server::session::Sessions;
 use irma_server::store::Store;
 use irma_server::store::memory::MemoryStore;
 use irma_server::store::redis::{RedisStore, Tls};
-use irma_server::{callbacks, config_file, embedded, timeouts};
+use irma_server::{callbacks, config_file, embedded, metrics, timeouts};
 
 fn main() -> ExitCode {
     let args = match parse_args() {
@@ -103,6 +104,9 @@ fn guest_config(args: &Args) -> Result<types::Config> {
 }
 
 async fn serve(args: &Args) -> Result<()> {
+    // Before anything records a metric (the first guest's activation does).
+    metrics::install();
+    metrics::spawn_upkeep();
     let schemes_path = args.schemes_path.as_deref().context("--schemes-path")?;
     let conf = schemes::load(schemes_path, args.privkeys.as_deref())?;
     tracing::info!(schemes = ?conf.schemes.keys().collect::<Vec<_>>(), credential_types = conf.credential_types.len(), "schemes loaded");
@@ -168,7 +172,7 @@ async fn serve(args: &Args) -> Result<()> {
     // Work no request asks for: callbacks from the outbox, timeouts that owe a callback.
     callbacks::deliver(store, sessions.http.clone(), sessions.callbacks_due.clone());
     timeouts::wake(sessions.clone());
-    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drain = Arc::new(Drain::default());
     let state = Arc::new(AppState {
         sessions,
         requestors,
@@ -177,12 +181,12 @@ async fn serve(args: &Args) -> Result<()> {
         registry,
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         static_sessions,
-        draining: draining.clone(),
+        drain: drain.clone(),
     });
     tracing::info!(url = %args.app_url(), "apps reach this server at");
     listeners::serve(
         listeners(args, state)?,
-        draining,
+        drain,
         Duration::from_secs(args.shutdown_grace),
     )
     .await

@@ -18,6 +18,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::jwt::JwtKey;
 use crate::requestors::Requestors;
 use crate::schemes::KeyCache;
+use crate::slots::Slots;
 
 wasmtime::component::bindgen!({ world: "irma-session", path: "../wit" });
 
@@ -136,6 +137,8 @@ impl types::Host for State {}
 /// compiled guests are kept.
 pub struct GuestHost {
     engine: Engine,
+    /// The instance pool's slots, shared by every guest version.
+    slots: Arc<Slots>,
     linker: Linker<State>,
     imports: Imports,
     cache_dir: Option<PathBuf>,
@@ -178,6 +181,7 @@ impl GuestHost {
         }
         Ok(Arc::new(GuestHost {
             engine,
+            slots: Arc::new(Slots::new(concurrency)),
             linker,
             imports,
             cache_dir,
@@ -207,6 +211,7 @@ impl GuestHost {
             .map_err(|e| anyhow!("guest does not export irma:session: {e:?}"))?;
         let mut runtime = Runtime {
             engine: self.engine.clone(),
+            slots: self.slots.clone(),
             pre,
             imports: self.imports.clone(),
             hash,
@@ -280,6 +285,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 /// A loaded, checked guest version, ready to be called.
 pub struct Runtime {
     engine: Engine,
+    slots: Arc<Slots>,
     pre: IrmaSessionPre<State>,
     imports: Imports,
     /// SHA-256 of the component.
@@ -395,10 +401,15 @@ impl Runtime {
         requestor: &str,
         ctx: &types::Context,
     ) -> Result<Result<types::Started, types::Response>> {
+        let _slot = self.slots.take();
+        let started = std::time::Instant::now();
         let (mut store, g) = self.instance()?;
-        g.irma_session_session()
+        let result = g
+            .irma_session_session()
             .call_start(&mut store, body, requestor, ctx)
-            .map_err(|e| anyhow!("guest trapped: {e:?}"))
+            .map_err(|e| anyhow!("guest trapped: {e:?}"));
+        crate::metrics::guest_call("start", started.elapsed());
+        result
     }
 
     pub fn transition(
@@ -407,10 +418,38 @@ impl Runtime {
         event: &types::Event,
         ctx: &types::Context,
     ) -> Result<types::Outcome> {
+        let _slot = self.slots.take();
+        let started = std::time::Instant::now();
         let (mut store, g) = self.instance()?;
-        g.irma_session_session()
+        let result = g
+            .irma_session_session()
             .call_transition(&mut store, record, event, ctx)
-            .map_err(|e| anyhow!("guest trapped: {e:?}"))
+            .map_err(|e| anyhow!("guest trapped: {e:?}"));
+        crate::metrics::guest_call(event_name(event), started.elapsed());
+        result
+    }
+}
+
+/// An event as metrics label it.
+fn event_name(event: &types::Event) -> &'static str {
+    use types::Event::*;
+    match event {
+        RequestorStatus => "requestor-status",
+        RequestorResult => "requestor-result",
+        RequestorResultJwt => "requestor-result-jwt",
+        RequestorGetproof => "requestor-getproof",
+        RequestorCancel => "requestor-cancel",
+        AppConnect(_) => "app-connect",
+        AppRequest(_) => "app-request",
+        AppProofs(_) => "app-proofs",
+        AppCommitments(_) => "app-commitments",
+        AppCancel => "app-cancel",
+        AppStatus => "app-status",
+        FrontendStatus(_) => "frontend-status",
+        FrontendOptions(_) => "frontend-options",
+        FrontendPairingCompleted(_) => "frontend-pairing-completed",
+        Tick => "tick",
+        NextSessionAnswer(_) => "next-session-answer",
     }
 }
 

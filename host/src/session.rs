@@ -119,6 +119,21 @@ fn created(c: &types::CreatedSession) -> Write {
     }
 }
 
+fn is_final(s: types::SessionStatus) -> bool {
+    use types::SessionStatus::*;
+    matches!(s, Done | Cancelled | Timeout)
+}
+
+/// A session's kind as metrics label it.
+fn kind_name(kind: Option<types::SessionKind>) -> &'static str {
+    match kind {
+        Some(types::SessionKind::Disclosing) => "disclosing",
+        Some(types::SessionKind::Signing) => "signing",
+        Some(types::SessionKind::Issuing) => "issuing",
+        None => "unknown",
+    }
+}
+
 fn context(config: &types::Config) -> types::Context {
     let now_ms = now_ms();
     let mut random = vec![0u8; 64];
@@ -198,6 +213,7 @@ impl<S: SessionStore> Sessions<S> {
             return store_error(e).into();
         }
         tracing::info!(status = ?started.outcome.status, "session started");
+        crate::metrics::session_started(kind_name(started.outcome.kind));
         started.outcome.response.into()
     }
 
@@ -285,8 +301,18 @@ impl<S: SessionStore> Sessions<S> {
                 );
                 let callbacks = !w.outbox.is_empty();
                 match self.store.save(&loaded, w).await {
-                    Ok(Saved::Ok) => {}
-                    Ok(Saved::Conflict) => continue,
+                    Ok(Saved::Ok) => {
+                        if is_final(outcome.status) && !is_final(loaded.summary.status) {
+                            crate::metrics::session_ended(
+                                kind_name(outcome.kind),
+                                status_name(outcome.status),
+                            );
+                        }
+                    }
+                    Ok(Saved::Conflict) => {
+                        crate::metrics::store_conflict();
+                        continue;
+                    }
                     Err(e) => return store_error(e).into(),
                 }
                 if callbacks {

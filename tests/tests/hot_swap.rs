@@ -63,7 +63,9 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 /// The active guest hash a server reports in `/metrics`.
 fn active_hash(server_url: &str) -> String {
     let m = get(&format!("{server_url}/metrics")).body;
+    // Earlier versions stay listed, at 0.
     m.lines()
+        .filter(|l| l.ends_with(" 1"))
         .find_map(|l| l.strip_prefix("irma_guest_info{hash=\""))
         .and_then(|l| l.split('"').next())
         .unwrap_or("")
@@ -72,8 +74,9 @@ fn active_hash(server_url: &str) -> String {
 
 fn metric(server_url: &str, name: &str) -> String {
     let m = get(&format!("{server_url}/metrics")).body;
+    // An `_info` family lists earlier values at 0: the current one is at 1.
     m.lines()
-        .find(|l| l.starts_with(name))
+        .find(|l| l.starts_with(name) && !(name.contains("_info") && l.ends_with(" 0")))
         .unwrap_or("")
         .to_owned()
 }

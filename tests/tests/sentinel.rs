@@ -11,10 +11,17 @@ use irma_tests::load::Load;
 use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::sentinel::Sentinels;
 use irma_tests::wallet::App;
-use irma_tests::{Session, eventually};
+use irma_tests::{Session, eventually, get};
 use serde_json::{Value, json};
 
 /// The student ID a disclosure session's result holds.
+/// The value of a metric without labels in a Prometheus text.
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
 fn disclosed(s: &Session) -> Value {
     s.result()["disclosed"][0][0]["rawvalue"].clone()
 }
@@ -78,6 +85,18 @@ fn sessions_in_flight_survive_a_sentinel_failover() {
     eprintln!("load during the failover: {report:?}");
     assert!(report.first_success.is_some(), "requests succeed again");
     assert_eq!(report.lost, 0, "every session started is still there");
+    // The replicas counted the operations they retried on the new master.
+    let retries: f64 = c
+        .replicas
+        .iter()
+        .map(|r| {
+            metric_value(
+                &get(&format!("{}/metrics", r.url)).body,
+                "irma_store_retries_total",
+            )
+        })
+        .sum();
+    assert!(retries > 0.0, "store retries in /metrics");
 
     // Everything in flight completes, and holds what it should.
     assert_eq!(connected.status(), "DONE");

@@ -34,8 +34,9 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// Static sessions (`--static-sessions`): name → the extended request each scan starts.
     pub static_sessions: std::collections::BTreeMap<String, Vec<u8>>,
-    /// Set at SIGTERM: `/ready` fails from then on, so balancers stop sending requests here.
-    pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Set at SIGTERM: `/ready` fails from then on, so balancers stop sending requests here;
+    /// event streams end when the listeners close.
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 pub type Shared = Arc<AppState>;

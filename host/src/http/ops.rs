@@ -1,6 +1,6 @@
 //! Operations endpoints: `/health` (the process is alive), `/ready` (it should get traffic:
-//! the session store answers, not draining), `/metrics` (Prometheus text) with the guest's
-//! state, and with
+//! the session store answers, not draining), `/metrics` (Prometheus text, see
+//! [`crate::metrics`]), and with
 //! `--admin-token` the guest registry (Redis mode): `GET /admin/guest` (status),
 //! `POST /admin/guest` (body: a component, its signature in `X-Guest-Signature`; publishes
 //! it), `POST /admin/guest/rollback`.
@@ -16,6 +16,7 @@ use serde_json::json;
 use super::Shared;
 use super::errors::{HttpError, Kind};
 use crate::registry::{GuestCheck, Registry};
+use crate::store::SessionStore;
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -36,7 +37,7 @@ async fn ready(State(state): State<Shared>) -> Response {
         )
             .into_response()
     };
-    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+    if state.drain.is_draining() {
         return not_ready("draining".into());
     }
     if let Err(e) = state.sessions.store.ping().await {
@@ -47,9 +48,14 @@ async fn ready(State(state): State<Shared>) -> Response {
 }
 
 async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
+    // Read at scrape time: the outbox is shared by every replica.
+    match state.sessions.store.pending_deliveries().await {
+        Ok(n) => crate::metrics::callbacks_pending(n),
+        Err(e) => tracing::warn!("cannot count the callback outbox: {e}"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.sessions.guests.metrics(),
+        crate::metrics::render(),
     )
 }
 

@@ -38,16 +38,14 @@ pub async fn tag(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("(unmatched)", MatchedPath::as_str)
         .to_owned();
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), route = %route);
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
     let started = std::time::Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
-    span.in_scope(|| {
-        tracing::debug!(
-            status = response.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            "answered"
-        )
-    });
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    crate::metrics::request(&route, method.as_str(), status, took);
+    span.in_scope(|| tracing::debug!(status, micros = took.as_micros() as u64, "answered"));
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, v);
     }

@@ -1,6 +1,7 @@
 //! Server-sent events of a session's status (`--sse`) on three channels: the requestor's, the
 //! app's and the frontend's. A stream sends every status after the one its client knows, and
-//! ends after the final one. Changes come from the store's announcements (this process's in
+//! ends after the final one (or when the replica closes at SIGTERM: the client reconnects to
+//! another replica, or polls). Changes come from the store's announcements (this process's in
 //! memory mode, every replica's through Redis pub/sub), and each stream re-reads the summary
 //! every second for announcements it missed and for the lapse into TIMEOUT.
 //!
@@ -148,7 +149,13 @@ pub async fn stream(
         status
     };
     let changes = follow(state.clone(), rx, ct, has, channel);
-    Sse::new(first.chain(changes))
+    // Counted as open until the stream ends or its client goes away (the body is dropped).
+    let open = crate::metrics::SseOpen::new();
+    let events = first.chain(changes).map(move |e| {
+        let _ = &open;
+        e
+    });
+    Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
@@ -186,6 +193,8 @@ fn follow(
             let mut f = following?;
             loop {
                 let next = tokio::select! {
+                    // The replica is closing: the client reconnects to another, or polls.
+                    _ = state.drain.closed() => return None,
                     received = f.rx.recv() => match received {
                         Ok(e) if e.ct == ct => Some(e.status),
                         Ok(_) => None,

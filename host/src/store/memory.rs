@@ -231,6 +231,10 @@ impl SessionStore for MemoryStore {
         self.maps.lock().expect("not poisoned").wakeups.remove(ct);
         Ok(())
     }
+
+    async fn pending_deliveries(&self) -> Result<usize, StoreError> {
+        Ok(self.maps.lock().expect("not poisoned").outbox.at.len())
+    }
 }
 
 impl MemoryStore {

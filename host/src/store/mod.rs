@@ -196,6 +196,8 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Forgets the wake-up of session `ct` (it is gone).
     fn drop_wakeup(&self, ct: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Deliveries in the outbox (due, leased or waiting for a retry), for `/metrics`.
+    fn pending_deliveries(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
 /// How a status is written in JSON, in events and in the store.
@@ -239,39 +241,46 @@ impl Store {
     }
 }
 
-/// Calls the same method on whichever store this is.
+/// Calls the same method on whichever store this is, and times it for `/metrics` (as
+/// operation `$op`).
 macro_rules! either {
-    ($self:ident, $s:ident => $call:expr) => {
-        match $self {
+    ($self:ident, $op:literal, $s:ident => $call:expr) => {{
+        let started = std::time::Instant::now();
+        let result = match $self {
             Store::Memory($s) => $call,
             Store::Redis($s) => $call,
-        }
-    };
+        };
+        crate::metrics::store_operation($op, started.elapsed());
+        result
+    }};
 }
 
 impl SessionStore for Store {
     async fn create(&self, rt: &str, ct: &str, write: Write) -> Result<(), StoreError> {
-        either!(self, s => s.create(rt, ct, write).await)
+        either!(self, "create", s => s.create(rt, ct, write).await)
     }
 
     async fn load(&self, token: Token<'_>) -> Result<Option<Loaded>, StoreError> {
-        either!(self, s => s.load(token).await)
+        either!(self, "load", s => s.load(token).await)
     }
 
     async fn save(&self, loaded: &Loaded, write: Write) -> Result<Saved, StoreError> {
-        either!(self, s => s.save(loaded, write).await)
+        either!(self, "save", s => s.save(loaded, write).await)
     }
 
     async fn summary(&self, token: Token<'_>) -> Result<Option<(String, Summary)>, StoreError> {
-        either!(self, s => s.summary(token).await)
+        either!(self, "summary", s => s.summary(token).await)
     }
 
     async fn announce(&self, event: StatusEvent) {
-        either!(self, s => s.announce(event).await)
+        either!(self, "announce", s => s.announce(event).await)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
-        either!(self, s => s.subscribe())
+        match self {
+            Store::Memory(s) => s.subscribe(),
+            Store::Redis(s) => s.subscribe(),
+        }
     }
 
     async fn claim_deliveries(
@@ -280,15 +289,15 @@ impl SessionStore for Store {
         lease_until_ms: i64,
         max: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        either!(self, s => s.claim_deliveries(now_ms, lease_until_ms, max).await)
+        either!(self, "claim_deliveries", s => s.claim_deliveries(now_ms, lease_until_ms, max).await)
     }
 
     async fn finish_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        either!(self, s => s.finish_delivery(delivery).await)
+        either!(self, "finish_delivery", s => s.finish_delivery(delivery).await)
     }
 
     async fn retry_delivery(&self, delivery: &Delivery, at_ms: i64) -> Result<(), StoreError> {
-        either!(self, s => s.retry_delivery(delivery, at_ms).await)
+        either!(self, "retry_delivery", s => s.retry_delivery(delivery, at_ms).await)
     }
 
     async fn claim_wakeups(
@@ -297,11 +306,15 @@ impl SessionStore for Store {
         lease_until_ms: i64,
         max: usize,
     ) -> Result<Vec<String>, StoreError> {
-        either!(self, s => s.claim_wakeups(now_ms, lease_until_ms, max).await)
+        either!(self, "claim_wakeups", s => s.claim_wakeups(now_ms, lease_until_ms, max).await)
     }
 
     async fn drop_wakeup(&self, ct: &str) -> Result<(), StoreError> {
-        either!(self, s => s.drop_wakeup(ct).await)
+        either!(self, "drop_wakeup", s => s.drop_wakeup(ct).await)
+    }
+
+    async fn pending_deliveries(&self) -> Result<usize, StoreError> {
+        either!(self, "pending_deliveries", s => s.pending_deliveries().await)
     }
 }
 

@@ -339,6 +339,7 @@ impl RedisStore {
                     if !self.link.recovered_since(seen, until).await {
                         return Err(unavailable(e));
                     }
+                    crate::metrics::store_retry();
                 }
                 Err(e) => return Err(unavailable(e)),
             }
@@ -780,6 +781,17 @@ impl SessionStore for RedisStore {
             .run(|mut c| async move { c.zrem(key, ct).await })
             .await?;
         Ok(())
+    }
+
+    async fn pending_deliveries(&self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        // One shard on one node; in a cluster a shard at a time (a scrape every few seconds).
+        for tag in self.shards.tags_from_next() {
+            let set = &self.set_key("outbox", &tag);
+            let n: usize = self.run(|mut c| async move { c.zcard(set).await }).await?;
+            total += n;
+        }
+        Ok(total)
     }
 }
 
