@@ -40,6 +40,9 @@ http {{
     scgi_temp_path {d}/scgi;
     upstream irma {{
 {servers}        keepalive 64;
+        # Idle connections to a replica last less than its drain (--shutdown-grace), so none
+        # is left to reuse when it stops accepting (the README says so for operators).
+        keepalive_timeout 1s;
     }}
     server {{
         listen 127.0.0.1:{port};
@@ -51,7 +54,11 @@ http {{
             # Server-sent events stream through unbuffered.
             proxy_buffering off;
             proxy_read_timeout 120s;
-            proxy_next_upstream error timeout;
+            # A connection a closing replica resets before reading the request (it was in the
+            # accept queue when the listener closed) is retried on another replica, POSTs too:
+            # they are safe to repeat here (a repeated proof or commitment gets the cached
+            # answer; a repeated start makes a session no one uses, which expires).
+            proxy_next_upstream error timeout non_idempotent;
             add_header X-Upstream $upstream_addr always;
         }}
     }}

@@ -571,6 +571,19 @@ impl Events {
         self.rx.recv_timeout(within).ok()
     }
 
+    /// Whether the stream ends within `within` (events that arrive meanwhile are skipped).
+    pub fn ended(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(_) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+                Err(mpsc::RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
+
     /// The next `n` events, each waited for at most `within`; fewer if the stream ends.
     pub fn take(&self, n: usize, within: Duration) -> Vec<String> {
         (0..n).map_while(|_| self.next(within)).collect()

@@ -1,11 +1,15 @@
 //! Operating a replica: `/health` and `/ready` for probes and balancers, `--ops-port` for the
 //! operations endpoints, and the drain at SIGTERM: `/ready` fails at once while requests are
-//! still served, then the process stops accepting, finishes what is in flight and exits 0.
+//! still served (each answer closing its connection, so a balancer keeps none), then the
+//! process stops accepting, ends its event streams, finishes what is in flight and exits 0.
 
 use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{Schemes, Server, Session, eventually, free_port, get};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use irma_tests::{Events, Schemes, Server, Session, eventually, free_port, get};
 
 #[test]
 fn ready_follows_the_store_and_fails_at_once_when_draining() {
@@ -76,4 +80,46 @@ fn the_ops_port_takes_metrics_health_ready_and_admin() {
         get(&format!("{ops_url}/session/{}/status", s.token)).status,
         404
     );
+}
+
+/// One `GET path` on a fresh connection, read until the server closes it: the raw answer.
+fn get_raw_until_closed(port: u16, path: &str) -> String {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer)
+        .expect("the server closes the connection after answering");
+    answer
+}
+
+#[test]
+fn event_streams_end_when_the_replica_closes_and_draining_answers_close_their_connection() {
+    let mut server = Server::start(Schemes::Demo, &["--sse", "--shutdown-grace", "600"]);
+    let port: u16 = server.url.rsplit(':').next().unwrap().parse().unwrap();
+    let s = Session::start(&server, &disclosure());
+    let events = Events::open(
+        &format!("{}/session/{}/statusevents", server.url, s.token),
+        &[],
+    );
+    server.terminate();
+    eventually(
+        || get(&format!("{}/ready", server.url)).status == 503,
+        || "draining".into(),
+    );
+    // Draining: the stream goes on, and every answer says the connection closes.
+    assert!(!events.ended(Duration::from_millis(500)), "still streaming");
+    let answer = get_raw_until_closed(port, "/health");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
+    // The grace ends (a second SIGTERM): the stream ends, so its client goes elsewhere.
+    server.terminate();
+    assert!(events.ended(Duration::from_secs(30)), "the stream ended");
+    let status = server.wait_exit();
+    assert!(status.success(), "{status:?}");
 }

@@ -86,7 +86,12 @@ pub fn router(
             };
         }
     }
-    let routes = layered(routes).with_state(state);
+    let routes = layered(routes)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            close_when_draining,
+        ))
+        .with_state(state);
     match prefix.trim_end_matches('/') {
         "" => routes,
         p => Router::new().nest(p, routes),
@@ -111,6 +116,24 @@ fn layered(routes: Router<Shared>) -> Router<Shared> {
         .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .layer(cors)
         .route_layer(axum::middleware::from_fn(request_id::tag))
+}
+
+/// While draining, every answer closes its connection: a balancer's kept-alive connections to
+/// this replica are gone by the time it stops accepting, so none is reused just as it closes
+/// (a request sent on a connection that then closes is not retried by nginx if it is a POST).
+async fn close_when_draining(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(req).await;
+    if state.drain.is_draining() {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Tokens are exactly 20 characters of `[a-zA-Z0-9]` (anchored, unlike the reference).
