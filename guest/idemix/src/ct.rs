@@ -138,7 +138,10 @@ impl CtKey {
         Secret(from_int(d, self.full))
     }
 
-    /// `x^d mod N` by RSA-CRT. `x` is public; `d` is reduced modulo `p-1` and `q-1`.
+    /// `x^d mod N` by RSA-CRT. `x` is public; `d` is reduced modulo `p-1` and `q-1`, which is
+    /// exact for `x` coprime to `N` (as every `Q` is: `Z` times a unit's inverse; an `x` sharing
+    /// a factor with `N` would factor it). For such an `x` and `d ≡ 0 mod p-1` the half modulo
+    /// `p` comes out 1 instead of 0, as with the former dashu code.
     pub(crate) fn pow_crt(&self, x: &Int, d: &Secret) -> Int {
         let x = if x >= &self.n { x % &self.n } else { x.clone() };
         let x = from_int(&x, self.full);
@@ -158,7 +161,11 @@ impl CtKey {
     /// A public value (`e`, `c`; both far shorter than `N`) modulo `p'q'`. The divisor is
     /// secret, so not dashu's division but a constant-time one.
     fn reduce_public(&self, x: &Int) -> BoxedUint {
-        from_int(x, self.full).rem(self.order.as_nz_ref())
+        // x's length is public; widen for a test key smaller than x.
+        let bits = self.full.max(limb_precision(bit_len(x)));
+        from_int(x, bits)
+            .rem(&self.order.as_nz_ref().widen(bits))
+            .shorten(self.full)
     }
 
     /// `e^-1 mod p'q'` by safegcd (constant time in both `e` and the modulus); `None` when
@@ -199,6 +206,176 @@ impl CtKey {
                 buf.fill(0);
                 return Secret(r);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use crate::bigint::{Modulus, gcd, pow2, random_below, random_bits};
+    use crate::keygen::safe_prime;
+    use crate::keys::PrivateKey;
+
+    use super::*;
+
+    /// Exponents that stress a windowed ladder: zero, one, powers of two, few and all bits set,
+    /// short, `p'q' - 1`, and random ones up to the full width.
+    fn exponents(sk: &PrivateKey, rng: &mut ChaCha20Rng) -> Vec<Int> {
+        let full = bit_len(&sk.n());
+        let mut v = vec![
+            Int::ZERO,
+            Int::ONE,
+            Int::from(2u8),
+            Int::from(3u8),
+            &sk.order - Int::ONE,
+            sk.order.clone(),
+            &sk.p - Int::ONE,
+            &sk.q - Int::ONE,
+            pow2(full - 1),
+            pow2(full) - Int::ONE,
+            pow2(full / 2) + Int::ONE,
+            (pow2(full - 1) | pow2(full / 3)) | Int::ONE,
+        ];
+        for bits in [5, 64, full / 2, full - 2, full] {
+            v.push(random_bits(rng, bits));
+        }
+        v
+    }
+
+    fn bases(sk: &PrivateKey, rng: &mut ChaCha20Rng) -> Vec<Int> {
+        let n = sk.n();
+        // Units only: see pow_crt's precondition.
+        vec![
+            Int::ONE,
+            Int::from(2u8),
+            &n - Int::ONE,
+            &n + Int::from(5u8), // above N: reduced first
+            random_unit_below(rng, &n),
+            random_unit_below(rng, &n),
+        ]
+    }
+
+    fn random_unit_below(rng: &mut ChaCha20Rng, n: &Int) -> Int {
+        loop {
+            let x = random_below(rng, n);
+            if gcd(&x, n) == Int::ONE {
+                return x;
+            }
+        }
+    }
+
+    fn check_pow_crt(sk: &PrivateKey, rng: &mut ChaCha20Rng) {
+        let n = Modulus::new(sk.n()).unwrap();
+        for x in bases(sk, rng) {
+            for d in exponents(sk, rng) {
+                assert_eq!(
+                    sk.pow_crt(&x, &sk.secret(&d)),
+                    n.pow_local(&x, &d),
+                    "{sk:?}: x^d mod N for a {}-bit d",
+                    bit_len(&d)
+                );
+            }
+        }
+    }
+
+    fn check_order_arithmetic(sk: &PrivateKey, rng: &mut ChaCha20Rng) {
+        let order = Modulus::new(sk.order.clone()).unwrap();
+        let mut es = vec![Int::ONE, &sk.order - Int::ONE, Int::from(3u8)];
+        for _ in 0..8 {
+            es.push(random_below(rng, &sk.order));
+        }
+        for e in es {
+            let ours = sk.inverse_mod_order(&e).map(Secret::into_public);
+            assert_eq!(ours, order.inv(&e), "{sk:?}: e^-1 mod p'q'");
+            let c = random_bits(rng, 256);
+            let d = sk.secret(&(&e % &sk.order));
+            let cd = sk.mul_mod_order(&c, &d);
+            assert_eq!(to_int(&cd.0), (&c * &e) % &sk.order);
+            let r = sk.random_unit(rng);
+            let r_int = to_int(&r.0);
+            let cd_int = to_int(&cd.0);
+            assert_eq!(
+                sk.sub_mod_order(&r, &cd).into_public(),
+                (&r_int + &sk.order - cd_int) % &sk.order
+            );
+        }
+        // Not invertible: a factor of the order, and zero.
+        assert!(sk.inverse_mod_order(&sk.p_prime).is_none());
+        assert!(sk.inverse_mod_order(&Int::ZERO).is_none());
+        assert!(sk.inverse_mod_order(&sk.order).is_none());
+    }
+
+    /// A key of two safe primes of the given sizes (they may differ: `half` is the larger).
+    fn fresh_key(p_bits: usize, q_bits: usize, rng: &mut ChaCha20Rng) -> PrivateKey {
+        loop {
+            let p = safe_prime(p_bits, rng);
+            let q = safe_prime(q_bits, rng);
+            if p != q {
+                return PrivateKey::new(0, 0, p, q).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn pow_crt_matches_plain_exponentiation_on_fresh_keys() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        for (pb, qb) in [(128, 128), (96, 160), (160, 96), (64, 64), (40, 70)] {
+            let sk = fresh_key(pb, qb, &mut rng);
+            check_pow_crt(&sk, &mut rng);
+            check_order_arithmetic(&sk, &mut rng);
+        }
+        // The smallest safe primes the key accepts: one limb, q > p and p > q.
+        for (p, q) in [(7u8, 11u8), (11, 7), (23, 47)] {
+            let sk = PrivateKey::new(0, 0, Int::from(p), Int::from(q)).unwrap();
+            check_pow_crt(&sk, &mut rng);
+        }
+    }
+
+    #[cfg(feature = "workload")]
+    #[test]
+    fn pow_crt_and_inverse_match_dashu_on_the_demo_keys() {
+        let conf = crate::workload::demo_configuration().unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        for issuer in ["stateless-demo.University", "stateless-demo.Government"] {
+            let sk = conf.latest_private_key(issuer).unwrap();
+            check_pow_crt(&sk, &mut rng);
+            check_order_arithmetic(&sk, &mut rng);
+        }
+    }
+
+    /// The nonce takes the same random bytes and accepts the same candidates as the former
+    /// variable-time loop, so seeded runs (recorded transcripts) issue the same signatures.
+    #[test]
+    fn random_unit_draws_what_the_variable_time_loop_drew() {
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        let sk = fresh_key(64, 64, &mut rng);
+        for seed in 0..50 {
+            let mut a = ChaCha20Rng::seed_from_u64(seed);
+            let mut b = ChaCha20Rng::seed_from_u64(seed);
+            let old = loop {
+                let r = random_below(&mut a, &sk.order);
+                if !r.is_zero() && gcd(&r, &sk.order) == Int::ONE {
+                    break r;
+                }
+            };
+            let new = sk.random_unit(&mut b).into_public();
+            assert_eq!(new, old);
+            assert_eq!(a.next_u64(), b.next_u64(), "same amount of randomness");
+        }
+    }
+
+    #[test]
+    fn tiny_order_rejects_non_units() {
+        // p = 7, q = 11: p'q' = 15; the units are those coprime to 3 and 5.
+        let sk = PrivateKey::new(0, 0, Int::from(7u8), Int::from(11u8)).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(14);
+        for _ in 0..200 {
+            let r = sk.random_unit(&mut rng).into_public();
+            assert!(!r.is_zero() && r < Int::from(15u8));
+            assert_eq!(gcd(&r, &Int::from(15u8)), Int::ONE);
         }
     }
 }
