@@ -44,17 +44,19 @@ fn to_int(x: &BoxedUint) -> Int {
     Int::from_be_bytes(&x.to_be_bytes())
 }
 
-/// One CRT half: a prime factor `p` of `N` with what exponentiation modulo it needs.
+/// One CRT half: an odd prime (`p`, `q`, `p'` or `q'`) with what arithmetic modulo it needs.
 #[derive(Clone)]
 struct Factor {
-    /// `p` at half precision.
+    /// The prime at half precision.
     modulus: Odd<BoxedUint>,
-    /// Montgomery parameters for `p`, built once per key.
+    /// Its Montgomery parameters, built once per key.
     params: Arc<BoxedMontyParams>,
-    /// `p` at full precision, to reduce a base below `N`.
+    /// The prime at full precision, to reduce a full-size value.
     wide: NonZero<BoxedUint>,
-    /// `p - 1` at full precision, to reduce an exponent.
+    /// The exponent's reduction: `p-1` at full precision (for `p`, `q`: Fermat-Euler), and
+    /// `p-2` at half precision (for `p'`, `q'`: `x^-1 = x^(p-2)`).
     minus_one: NonZero<BoxedUint>,
+    minus_two: BoxedUint,
 }
 
 impl Factor {
@@ -63,23 +65,73 @@ impl Factor {
         let params = Arc::new(BoxedMontyParams::new(modulus.clone()));
         let wide = Option::from(NonZero::new(from_int(p, full)))?;
         let minus_one = Option::from(NonZero::new(from_int(&(p - Int::ONE), full)))?;
+        let minus_two = from_int(&(p - Int::from(2u8)), half);
         Some(Factor {
             modulus,
             params,
             wide,
             minus_one,
+            minus_two,
         })
+    }
+
+    /// A full-precision value modulo this prime, in Montgomery form.
+    fn residue(&self, x: &BoxedUint, half: u32) -> BoxedMontyForm {
+        BoxedMontyForm::new_with_arc(x.rem(&self.wide).shorten(half), self.params.clone())
     }
 
     /// `x^d mod p` for `x` and `d` at full precision. The exponent is reduced modulo `p-1` and
     /// then used at the full half precision: the ladder's length and its table look-ups do not
     /// depend on `d`'s value.
     fn pow(&self, x: &BoxedUint, d: &BoxedUint, half: u32) -> BoxedUint {
-        let base = x.rem(&self.wide).shorten(half);
         let exp = d.rem(&self.minus_one).shorten(half);
-        BoxedMontyForm::new_with_arc(base, self.params.clone())
-            .pow(&exp)
-            .retrieve()
+        self.residue(x, half).pow(&exp).retrieve()
+    }
+
+    /// `x^-1 mod p` as `x^(p-2)` (zero when `p` divides `x`): one fixed-length ladder, several
+    /// times faster here than crypto-bigint's safegcd on the full `p'q'`.
+    fn inverse(&self, x: &BoxedUint, half: u32) -> BoxedUint {
+        self.residue(x, half).pow(&self.minus_two).retrieve()
+    }
+}
+
+/// Two coprime primes `a`, `b` and Garner's recombination of residues modulo them.
+#[derive(Clone)]
+struct Crt {
+    a: Factor,
+    b: Factor,
+    /// `b` at half precision, for `xb + h·b`.
+    b_half: BoxedUint,
+    /// `b^-1 mod a` in Montgomery form modulo `a`.
+    b_inv_a: BoxedMontyForm,
+}
+
+impl Crt {
+    fn new(a: &Int, b: &Int, half: u32, full: u32) -> Option<Crt> {
+        let a = Factor::new(a, half, full)?;
+        let b_half = from_int(b, half);
+        let b = Factor::new(b, half, full)?;
+        let b_mod_a = b_half.rem(a.modulus.as_nz_ref());
+        let b_inv: BoxedUint = Option::from(b_mod_a.inv_odd_mod(&a.modulus))?;
+        let b_inv_a = BoxedMontyForm::new_with_arc(b_inv, a.params.clone());
+        Some(Crt {
+            a,
+            b,
+            b_half,
+            b_inv_a,
+        })
+    }
+
+    /// The `x < ab` with `x ≡ xa mod a`, `x ≡ xb mod b` (both at half precision), at twice the
+    /// half precision: `h = (xa - xb)·b^-1 mod a`, `x = xb + h·b`.
+    fn combine(&self, xa: &BoxedUint, xb: &BoxedUint) -> BoxedUint {
+        let xb_a = xb.rem(self.a.modulus.as_nz_ref());
+        let diff = xa.sub_mod(&xb_a, &self.a.modulus);
+        let h = BoxedMontyForm::new_with_arc(diff, self.a.params.clone())
+            .mul(&self.b_inv_a)
+            .retrieve();
+        let hb = h.mul(&self.b_half);
+        hb.wrapping_add(&xb.widen(hb.bits_precision()))
     }
 }
 
@@ -90,12 +142,10 @@ pub(crate) struct CtKey {
     half: u32,
     /// `N = pq` (public), to reduce an oversized base before it enters fixed precision.
     n: Int,
-    p: Factor,
-    q: Factor,
-    /// `q` at half precision, for the recombination `xq + h·q`.
-    q_half: BoxedUint,
-    /// `q^-1 mod p` in Montgomery form modulo `p`.
-    q_inv_p: BoxedMontyForm,
+    /// `p`, `q`: for `x^d mod N`.
+    pq: Crt,
+    /// `p'`, `q'`: for `e^-1 mod p'q'` and for telling units of `Z_{p'q'}`.
+    order_factors: Crt,
     /// `p'q'` at full precision, and its Montgomery parameters.
     order: Odd<BoxedUint>,
     order_params: Arc<BoxedMontyParams>,
@@ -104,27 +154,23 @@ pub(crate) struct CtKey {
 }
 
 impl CtKey {
-    /// `None` when `p`, `q` or `p'q'` is even or `p`, `q` are not coprime.
+    /// `None` when `p`, `q`, `p'` or `q'` is even or `p`, `q` (or `p'`, `q'`) are not coprime.
     pub(crate) fn new(p: &Int, q: &Int, order: &Int) -> Option<CtKey> {
         let n = p * q;
         let full = limb_precision(bit_len(&n));
         let half = limb_precision(bit_len(p).max(bit_len(q)));
-        let fp = Factor::new(p, half, full)?;
-        let fq = Factor::new(q, half, full)?;
-        let q_half = from_int(q, half);
-        let q_mod_p = q_half.rem(fp.modulus.as_nz_ref());
-        let q_inv: BoxedUint = Option::from(q_mod_p.inv_odd_mod(&fp.modulus))?;
-        let q_inv_p = BoxedMontyForm::new_with_arc(q_inv, fp.params.clone());
+        let pq = Crt::new(p, q, half, full)?;
+        let p_prime = (p - Int::ONE) >> 1;
+        let q_prime = (q - Int::ONE) >> 1;
+        let order_factors = Crt::new(&p_prime, &q_prime, half, full)?;
         let order_odd: Odd<BoxedUint> = Option::from(Odd::new(from_int(order, full)))?;
         let order_params = Arc::new(BoxedMontyParams::new(order_odd.clone()));
         Some(CtKey {
             full,
             half,
             n,
-            p: fp,
-            q: fq,
-            q_half,
-            q_inv_p,
+            pq,
+            order_factors,
             order: order_odd,
             order_params,
             order_bits: bit_len(order),
@@ -145,16 +191,9 @@ impl CtKey {
     pub(crate) fn pow_crt(&self, x: &Int, d: &Secret) -> Int {
         let x = if x >= &self.n { x % &self.n } else { x.clone() };
         let x = from_int(&x, self.full);
-        let xp = self.p.pow(&x, &d.0, self.half);
-        let xq = self.q.pow(&x, &d.0, self.half);
-        // h = (xp - xq) · q^-1 mod p; x^d = xq + h·q < N.
-        let xq_p = xq.rem(self.p.modulus.as_nz_ref());
-        let diff = xp.sub_mod(&xq_p, &self.p.modulus);
-        let h = BoxedMontyForm::new_with_arc(diff, self.p.params.clone())
-            .mul(&self.q_inv_p)
-            .retrieve();
-        let hq = h.mul(&self.q_half);
-        let sum = hq.wrapping_add(&xq.widen(hq.bits_precision()));
+        let xp = self.pq.a.pow(&x, &d.0, self.half);
+        let xq = self.pq.b.pow(&x, &d.0, self.half);
+        let sum = self.pq.combine(&xp, &xq);
         to_int(&sum)
     }
 
@@ -168,10 +207,20 @@ impl CtKey {
             .shorten(self.full)
     }
 
-    /// `e^-1 mod p'q'` by safegcd (constant time in both `e` and the modulus); `None` when
-    /// `gcd(e, p'q') != 1`.
+    /// `e^-1 mod p'q'`, or `None` when `gcd(e, p'q') != 1`: `e^(p'-2) mod p'` and
+    /// `e^(q'-2) mod q'` recombined (p' and q' are prime in a safe-prime key), checked by
+    /// `e·d ≡ 1`. Should the check fail (a key whose p' or q' is not prime) it falls back on
+    /// safegcd, which is constant time too but 5-7 times slower at these sizes.
     pub(crate) fn inverse_mod_order(&self, e: &Int) -> Option<Secret> {
         let e = self.reduce_public(e);
+        let f = &self.order_factors;
+        let dp = f.a.inverse(&e, self.half);
+        let dq = f.b.inverse(&e, self.half);
+        let d = f.combine(&dp, &dq).shorten(self.full);
+        let monty = |x: &BoxedUint| BoxedMontyForm::new_with_arc(x.clone(), self.order_params.clone());
+        if bool::from(monty(&e).mul(&monty(&d)).retrieve().is_one()) {
+            return Some(Secret(d));
+        }
         Option::from(e.inv_odd_mod(&self.order)).map(Secret)
     }
 
@@ -190,7 +239,8 @@ impl CtKey {
 
     /// A uniform unit of `Z_{p'q'}` other than zero. Rejection sampling as before (the same
     /// random bytes give the same `r`), but the tests `r < p'q'`, `r != 0` and
-    /// `gcd(r, p'q') = 1` are constant time; only the verdict on a discarded candidate shows.
+    /// `gcd(r, p'q') = 1` (as `p' ∤ r`, `q' ∤ r`: exact for prime p', q') are constant time;
+    /// only the verdict on a discarded candidate shows.
     pub(crate) fn random_unit(&self, rng: &mut dyn RngCore) -> Secret {
         let mut buf = vec![0u8; self.order_bits.div_ceil(8)];
         loop {
@@ -201,7 +251,9 @@ impl CtKey {
             }
             let r = BoxedUint::from_be_slice(&buf, self.full).expect("below 2^full");
             let below = r.ct_lt(self.order.as_ref());
-            let unit = r.inv_odd_mod(&self.order).is_some();
+            // A unit of Z_{p'q'} is a multiple of neither prime factor.
+            let f = &self.order_factors;
+            let unit = r.rem(&f.a.wide).is_nonzero() & r.rem(&f.b.wide).is_nonzero();
             if bool::from(below & r.is_nonzero() & unit) {
                 buf.fill(0);
                 return Secret(r);
@@ -364,6 +416,19 @@ mod tests {
             let new = sk.random_unit(&mut b).into_public();
             assert_eq!(new, old);
             assert_eq!(a.next_u64(), b.next_u64(), "same amount of randomness");
+        }
+    }
+
+    /// p = 19 is prime but p' = 9 is not: Fermat's inverse is wrong there, the check catches it
+    /// and safegcd answers.
+    #[test]
+    fn inverse_falls_back_on_safegcd_for_a_composite_p_prime() {
+        let sk = PrivateKey::new(0, 0, Int::from(19u8), Int::from(23u8)).unwrap();
+        let order = Modulus::new(sk.order.clone()).unwrap();
+        for e in 0u8..99 {
+            let e = Int::from(e);
+            let ours = sk.inverse_mod_order(&e).map(Secret::into_public);
+            assert_eq!(ours, order.inv(&e), "{e}^-1 mod 99");
         }
     }
 
