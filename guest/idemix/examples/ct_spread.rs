@@ -138,7 +138,12 @@ fn main() {
         // Both agree on every input before anything is timed.
         for (c, s) in classes.iter().zip(&secrets) {
             for (d, sd) in c.exps.iter().zip(s) {
-                assert_eq!(sk.pow_crt(&c.base, sd), vt.pow_crt(&c.base, d), "{}", c.name);
+                assert_eq!(
+                    sk.pow_crt(&c.base, sd),
+                    vt.pow_crt(&c.base, d),
+                    "{}",
+                    c.name
+                );
             }
         }
         let mut ct = vec![Vec::with_capacity(reps); classes.len()];
@@ -159,7 +164,10 @@ fn main() {
         let ct: Vec<Duration> = ct.into_iter().map(median).collect();
         let var: Vec<Duration> = var.into_iter().map(median).collect();
         println!("\n{issuer} ({} bits)", bit_len(&sk.n()));
-        println!("  {:<34} {:>14} {:>14}", "class", "constant-time", "variable-time");
+        println!(
+            "  {:<34} {:>14} {:>14}",
+            "class", "constant-time", "variable-time"
+        );
         for (i, c) in classes.iter().enumerate() {
             println!(
                 "  {:<34} {:>14.1} {:>14.1}",
@@ -178,7 +186,9 @@ fn main() {
 
     let issue_reps = (reps / 4).max(11);
     let mut w = Workload::new().expect("workload");
-    println!("\nWorkload::issue (verify commitment + CL-sign + ProofS), median of {issue_reps} runs");
+    println!(
+        "\nWorkload::issue (verify commitment + CL-sign + ProofS), median of {issue_reps} runs"
+    );
     for (big, label) in [(false, "1024-bit key"), (true, "2048-bit key")] {
         let times = (0..issue_reps)
             .map(|_| {

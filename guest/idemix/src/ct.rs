@@ -217,7 +217,8 @@ impl CtKey {
         let dp = f.a.inverse(&e, self.half);
         let dq = f.b.inverse(&e, self.half);
         let d = f.combine(&dp, &dq).shorten(self.full);
-        let monty = |x: &BoxedUint| BoxedMontyForm::new_with_arc(x.clone(), self.order_params.clone());
+        let monty =
+            |x: &BoxedUint| BoxedMontyForm::new_with_arc(x.clone(), self.order_params.clone());
         if bool::from(monty(&e).mul(&monty(&d)).retrieve().is_one()) {
             return Some(Secret(d));
         }
