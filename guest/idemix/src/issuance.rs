@@ -8,7 +8,7 @@ use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::attributes::{Metadata, WEEK, encode};
-use crate::bigint::{Int, Modulus, bit_len, gcd, pow2, random_below, random_bits};
+use crate::bigint::{Int, bit_len, pow2, random_bits};
 use crate::bigjson::Big;
 use crate::disclosure::{self, AttributeIndex, Check, ConDisCon, ProofStatus, Verdict};
 use crate::error::{Error, Result};
@@ -325,23 +325,20 @@ pub fn sign_commitment(
         &n.inv(&denom)
             .ok_or_else(|| fail("commitment not invertible"))?,
     );
-    let order = Modulus::new(sk.order.clone()).ok_or_else(|| fail("bad key order"))?;
-    let d = order.inv(&e).ok_or_else(|| fail("e not invertible"))?;
+    // Everything with the key or a secret exponent from here on is constant time (crate::ct).
+    let d = sk
+        .inverse_mod_order(&e)
+        .ok_or_else(|| fail("e not invertible"))?;
     let a = sk.pow_crt(&q, &d);
     if n.pow(&a, &e) != q {
         return Err(fail("signature self-check failed"));
     }
     // ProofS
-    let r = loop {
-        let r = random_below(rng, &sk.order);
-        if !r.is_zero() && gcd(&r, &sk.order) == Int::ONE {
-            break r;
-        }
-    };
+    let r = sk.random_unit(rng);
     let a_commit = sk.pow_crt(&q, &r);
     let c = hash_commit(&[&Int::ONE, &q, &a, n2, &a_commit], false);
-    let cd = (&c * &d) % &sk.order;
-    let e_response = (r + &sk.order - cd) % &sk.order;
+    let cd = sk.mul_mod_order(&c, &d);
+    let e_response = sk.sub_mod_order(&r, &cd).into_public();
     Ok((
         ClSignature {
             a: Big(a),

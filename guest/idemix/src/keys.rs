@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 
+use rand_core::RngCore;
+
 use crate::bigint::{Int, Modulus, bit_len};
+use crate::ct::{CtKey, Secret};
 use crate::error::{Result, config};
 use crate::params::{self, Params};
 use crate::xml;
@@ -126,10 +129,9 @@ pub struct PrivateKey {
     pub q_prime: Int,
     /// `p'q'`, the order of the group of quadratic residues modulo `N`.
     pub order: Int,
-    pub(crate) p_mod: Modulus,
-    pub(crate) q_mod: Modulus,
-    /// `q^-1 mod p`, for recombining RSA-CRT halves.
-    pub(crate) q_inv_p: Int,
+    /// The same key for constant-time arithmetic (Montgomery parameters for `p`, `q`, `p'q'`
+    /// and `q^-1 mod p`), built once here so that no issuance rebuilds them.
+    ct: CtKey,
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -152,12 +154,9 @@ impl PrivateKey {
         }
         let p_prime = (&p - Int::ONE) / &two;
         let q_prime = (&q - Int::ONE) / &two;
-        let p_mod = Modulus::new(p.clone()).ok_or_else(|| config("p is even"))?;
-        let q_mod = Modulus::new(q.clone()).ok_or_else(|| config("q is even"))?;
-        let q_inv_p = p_mod
-            .inv(&(&q % &p))
-            .ok_or_else(|| config("p and q are not coprime"))?;
         let order = &p_prime * &q_prime;
+        let ct = CtKey::new(&p, &q, &order)
+            .ok_or_else(|| config("p, q or p'q' even, or p and q not coprime"))?;
         Ok(PrivateKey {
             counter,
             expiry,
@@ -166,9 +165,7 @@ impl PrivateKey {
             p_prime,
             q_prime,
             order,
-            p_mod,
-            q_mod,
-            q_inv_p,
+            ct,
         })
     }
 
@@ -207,14 +204,34 @@ impl PrivateKey {
 
     /// `x^d mod N` by RSA-CRT: `d` is reduced modulo `p-1` and `q-1` (never `p'`, `q'`, which
     /// would leak a factor of N for non-residues, idemix.md §6.6), then the halves recombined.
-    pub(crate) fn pow_crt(&self, x: &Int, d: &Int) -> Int {
-        let dp = d % (&self.p - Int::ONE);
-        let dq = d % (&self.q - Int::ONE);
-        let xp = self.p_mod.pow(&(x % &self.p), &dp);
-        let xq = self.q_mod.pow(&(x % &self.q), &dq);
-        // h = (xp - xq) * q^-1 mod p; result = xq + h*q
-        let diff = (&xp + &self.p - (&xq % &self.p)) % &self.p;
-        let h = self.p_mod.mul(&diff, &self.q_inv_p);
-        xq + h * &self.q
+    /// Constant time in `d` and the key (see [`crate::ct`]); `x` is public.
+    pub fn pow_crt(&self, x: &Int, d: &Secret) -> Int {
+        self.ct.pow_crt(x, d)
+    }
+
+    /// An integer below `2^bits(N)` as a [`Secret`] exponent at this key's precision: for tests
+    /// and benchmarks that pick exponents themselves.
+    pub fn secret(&self, d: &Int) -> Secret {
+        self.ct.secret(d)
+    }
+
+    /// `e^-1 mod p'q'` (the signing exponent `d`), or `None` when `e` is not invertible.
+    pub fn inverse_mod_order(&self, e: &Int) -> Option<Secret> {
+        self.ct.inverse_mod_order(e)
+    }
+
+    /// `c·d mod p'q'` for a public `c`.
+    pub fn mul_mod_order(&self, c: &Int, d: &Secret) -> Secret {
+        self.ct.mul_mod_order(c, d)
+    }
+
+    /// `a - b mod p'q'` for `a, b < p'q'`.
+    pub fn sub_mod_order(&self, a: &Secret, b: &Secret) -> Secret {
+        self.ct.sub_mod_order(a, b)
+    }
+
+    /// A uniformly random `r` in `[1, p'q')` with `gcd(r, p'q') = 1` (the ProofS nonce).
+    pub fn random_unit(&self, rng: &mut dyn RngCore) -> Secret {
+        self.ct.random_unit(rng)
     }
 }

@@ -6,6 +6,7 @@
 //! - [`bigint`]: the only module that knows the big-integer backend; multi-exponentiation seam.
 //! - [`params`]: bit lengths per key size. [`hash`]: the DER encodings behind every challenge.
 //! - [`bigjson`]: gabi's JSON form of big integers.
+//! - [`ct`]: constant-time arithmetic with an issuer's private key (RSA-CRT, `e^-1 mod p'q'`).
 //! - [`keys`], [`scheme`]: issuer keys and scheme folders as on disk, signature-checked.
 //! - [`attributes`]: attribute encoding and the metadata attribute.
 //! - [`proofs`]: ProofD, ProofU, ProofS and verifying a proof list against one challenge.
@@ -21,6 +22,7 @@
 pub mod attributes;
 pub mod bigint;
 pub mod bigjson;
+pub mod ct;
 pub mod disclosure;
 mod error;
 pub mod hash;
