@@ -93,6 +93,7 @@ guest-status:
 # Benchmarks: criterion natively, then the same workload natively and under wasmtime, in one run.
 bench:
     cargo bench -p irma-idemix --features workload --bench idemix
+    cargo run --release -p irma-idemix --features workload --example ct_spread
     cargo build --release -p irma-idemix --features workload --example idemix_bench --target wasm32-wasip2
     cargo bench -p irma-server --bench idemix_wasm
     cargo bench -p irma-server --bench guest_overhead

@@ -2,6 +2,7 @@
 //! answers the crate's key and arithmetic needs with the host's imports. No logic lives here.
 
 use irma_idemix::bigint::{Int, MultiExp, from_be, to_be};
+use irma_idemix::issuance::{ClSigning, IssuerSigner};
 use irma_idemix::keys::{PrivateKey, PublicKey};
 use irma_idemix::scheme::{AttributeType, CredentialType, Scheme};
 use rand_chacha::ChaCha20Rng;
@@ -105,8 +106,24 @@ impl MultiExp for HostArith {
     }
 }
 
+/// The host signs with issuer private keys: it keeps them with their constant-time
+/// precomputation, which a guest instance (new for every call) would rebuild every time.
+struct HostSigner;
+
+impl IssuerSigner for HostSigner {
+    fn sign(&self, issuer: &str, counter: u32, q: &Int, e: &Int, n2: &Int) -> Option<ClSigning> {
+        let s = keys::issuer_sign(issuer, counter, &to_be(q), &to_be(e), &to_be(n2))?;
+        Some(ClSigning {
+            a: from_be(&s.a),
+            c: from_be(&s.c),
+            e_response: from_be(&s.e_response),
+        })
+    }
+}
+
 fn install_arith() {
     irma_idemix::bigint::set_multi_exp_backend(Box::new(HostArith));
+    irma_idemix::issuance::set_issuer_signer(Box::new(HostSigner));
 }
 
 fn rng(random: &[u8]) -> ChaCha20Rng {

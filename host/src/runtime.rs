@@ -89,6 +89,16 @@ impl keys::Host for State {
     fn get_scheme(&mut self, id: String) -> Option<keys::Scheme> {
         self.imports.keys.scheme(&id)
     }
+    fn issuer_sign(
+        &mut self,
+        issuer: String,
+        counter: u32,
+        q: Vec<u8>,
+        e: Vec<u8>,
+        n2: Vec<u8>,
+    ) -> Option<keys::ClSigning> {
+        self.imports.keys.sign(&issuer, counter, &q, &e, &n2)
+    }
 }
 
 impl requestor_imports::Host for State {

@@ -1,12 +1,16 @@
 //! Scheme folders and issuer private keys, loaded once at start-up and turned into the answers
-//! to the guest's key lookups (the `keys` interface of the WIT world).
+//! to the guest's key lookups (the `keys` interface of the WIT world), and the issuer's
+//! private-key steps, which the host runs for the guest (`issuer-sign`).
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use irma_idemix::bigint::to_be;
+use irma_idemix::bigint::{Modulus, from_be, to_be};
 use irma_idemix::{Configuration, LoadOptions};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 
 use crate::runtime::keys;
 
@@ -17,6 +21,9 @@ pub struct KeyCache {
     by_hash: HashMap<[u8; 16], String>,
     public_keys: HashMap<(String, u32), keys::PublicKey>,
     latest_private_keys: HashMap<String, keys::PrivateKey>,
+    /// The same keys for signing, with their modulus; each key's constant-time precomputation
+    /// is built at its first signature and kept for the life of the process.
+    signing_keys: HashMap<String, (Arc<irma_idemix::keys::PrivateKey>, Modulus)>,
     schemes: HashMap<String, keys::Scheme>,
 }
 
@@ -40,6 +47,34 @@ impl KeyCache {
 
     pub fn scheme(&self, id: &str) -> Option<keys::Scheme> {
         self.schemes.get(id).cloned()
+    }
+
+    /// `issuer-sign`: the private-key steps of issuing (constant time in the key and the
+    /// secret exponents, `irma_idemix::ct`), with fresh randomness from the operating system.
+    pub fn sign(
+        &self,
+        issuer: &str,
+        counter: u32,
+        q: &[u8],
+        e: &[u8],
+        n2: &[u8],
+    ) -> Option<keys::ClSigning> {
+        let (sk, n) = self
+            .signing_keys
+            .get(issuer)
+            .filter(|(k, _)| k.counter == counter)?;
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).ok()?;
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let (q, e, n2) = (from_be(q), from_be(e), from_be(n2));
+        let s = irma_idemix::issuance::sign_with_key(n, sk, &q, &e, &n2, &mut rng)
+            .map_err(|err| tracing::error!(issuer, counter, "cannot sign: {err}"))
+            .ok()?;
+        Some(keys::ClSigning {
+            a: to_be(&s.a),
+            c: to_be(&s.c),
+            e_response: to_be(&s.e_response),
+        })
     }
 
     /// Builds the cache from a loaded configuration.
@@ -101,6 +136,11 @@ impl KeyCache {
                     q: to_be(&sk.q),
                 };
                 cache.latest_private_keys.insert(issuer.to_owned(), key);
+                if let Some(n) = Modulus::new(sk.n()) {
+                    cache
+                        .signing_keys
+                        .insert(issuer.to_owned(), (sk.clone(), n));
+                }
             }
         }
         cache

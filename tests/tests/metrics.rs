@@ -208,7 +208,8 @@ fn every_family_moves_as_sessions_run_and_promtool_accepts_the_text() {
     let grew =
         |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
     assert!(grew("irma_sessions_started_total", &[("type", "issuing")]) >= 5.0);
-    assert!(grew("irma_sessions_started_total", &[("type", "disclosing")]) >= 4.0);
+    // The one disclosed, the one watched, at least one cancelled concurrently.
+    assert!(grew("irma_sessions_started_total", &[("type", "disclosing")]) >= 3.0);
     assert!(
         grew(
             "irma_sessions_ended_total",

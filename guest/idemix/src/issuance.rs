@@ -2,13 +2,13 @@
 //! with their ProofS (idemix.md §6).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::attributes::{Metadata, WEEK, encode};
-use crate::bigint::{Int, bit_len, pow2, random_bits};
+use crate::bigint::{Int, Modulus, bit_len, pow2, random_bits};
 use crate::bigjson::Big;
 use crate::disclosure::{self, AttributeIndex, Check, ConDisCon, ProofStatus, Verdict};
 use crate::error::{Error, Result};
@@ -325,20 +325,16 @@ pub fn sign_commitment(
         &n.inv(&denom)
             .ok_or_else(|| fail("commitment not invertible"))?,
     );
-    // Everything with the key or a secret exponent from here on is constant time (crate::ct).
-    let d = sk
-        .inverse_mod_order(&e)
-        .ok_or_else(|| fail("e not invertible"))?;
-    let a = sk.pow_crt(&q, &d);
+    let ClSigning { a, c, e_response } = match SIGNER.get() {
+        Some(signer) => signer
+            .sign(&pk.issuer, sk.counter, &q, &e, n2)
+            .ok_or_else(|| fail("the key holder did not sign"))?,
+        None => sign_with_key(n, sk, &q, &e, n2, rng)?,
+    };
+    // Whoever signed: the signature must verify before it leaves.
     if n.pow(&a, &e) != q {
         return Err(fail("signature self-check failed"));
     }
-    // ProofS
-    let r = sk.random_unit(rng);
-    let a_commit = sk.pow_crt(&q, &r);
-    let c = hash_commit(&[&Int::ONE, &q, &a, n2, &a_commit], false);
-    let cd = sk.mul_mod_order(&c, &d);
-    let e_response = sk.sub_mod_order(&r, &cd).into_public();
     Ok((
         ClSignature {
             a: Big(a),
@@ -351,6 +347,60 @@ pub fn sign_commitment(
             e_response: Big(e_response),
         },
     ))
+}
+
+/// What only the private key can make: `A = Q^(1/e) mod N` and ProofS's `c` and response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClSigning {
+    pub a: Int,
+    pub c: Int,
+    pub e_response: Int,
+}
+
+/// Holds issuer private keys and signs with them. Installed, it takes the private-key steps
+/// of issuing out of this process: the server's guest hands them to the host, which keeps
+/// the keys and their constant-time precomputation (built once per key) and runs them with
+/// native 64-bit arithmetic. Without one, [`sign_with_key`] runs here.
+pub trait IssuerSigner: Send + Sync {
+    /// Signs `q` with exponent `e` (a prime) under `issuer`'s key `counter`, ProofS bound to
+    /// `n2`; `None` when it holds no such key or `e` is not invertible.
+    fn sign(&self, issuer: &str, counter: u32, q: &Int, e: &Int, n2: &Int) -> Option<ClSigning>;
+}
+
+static SIGNER: OnceLock<Box<dyn IssuerSigner>> = OnceLock::new();
+
+/// Installs an [`IssuerSigner`] (once, before first use). Returns false when one was installed
+/// already.
+pub fn set_issuer_signer(signer: Box<dyn IssuerSigner>) -> bool {
+    SIGNER.set(signer).is_ok()
+}
+
+/// The private-key steps of issuing with `sk` (modulus `n`), every one constant time in the
+/// key and the secret exponents (crate::ct): `d = e^-1 mod p'q'`, `A = Q^d`, the ProofS nonce
+/// `r`, `Q^r`, and `r - c·d mod p'q'`.
+pub fn sign_with_key(
+    n: &Modulus,
+    sk: &PrivateKey,
+    q: &Int,
+    e: &Int,
+    n2: &Int,
+    rng: &mut dyn RngCore,
+) -> Result<ClSigning> {
+    let fail = |m: &str| Error::IssuanceFailed(m.into());
+    let d = sk
+        .inverse_mod_order(e)
+        .ok_or_else(|| fail("e not invertible"))?;
+    let a = sk.pow_crt(q, &d);
+    if n.pow(&a, e) != *q {
+        return Err(fail("signature self-check failed"));
+    }
+    // ProofS
+    let r = sk.random_unit(rng);
+    let a_commit = sk.pow_crt(q, &r);
+    let c = hash_commit(&[&Int::ONE, q, &a, n2, &a_commit], false);
+    let cd = sk.mul_mod_order(&c, &d);
+    let e_response = sk.sub_mod_order(&r, &cd).into_public();
+    Ok(ClSigning { a, c, e_response })
 }
 
 /// A prime in `[2^(le-1), 2^(le-1) + 2^(le_prime-1)]`, drawn as gabi does: a random odd offset

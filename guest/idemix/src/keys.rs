@@ -130,8 +130,9 @@ pub struct PrivateKey {
     /// `p'q'`, the order of the group of quadratic residues modulo `N`.
     pub order: Int,
     /// The same key for constant-time arithmetic (Montgomery parameters for `p`, `q`, `p'q'`
-    /// and `q^-1 mod p`), built once here so that no issuance rebuilds them.
-    ct: CtKey,
+    /// and `q^-1 mod p`), built at its first use and kept: a key that is loaded but never
+    /// signs with here (the server's guest, whose host signs) costs nothing for it.
+    ct: std::sync::OnceLock<CtKey>,
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -155,8 +156,15 @@ impl PrivateKey {
         let p_prime = (&p - Int::ONE) / &two;
         let q_prime = (&q - Int::ONE) / &two;
         let order = &p_prime * &q_prime;
-        let ct = CtKey::new(&p, &q, &order)
-            .ok_or_else(|| config("p, q or p'q' even, or p and q not coprime"))?;
+        // What CtKey::new needs, checked now, so that building it later cannot fail.
+        let odd = |x: &Int| crate::bigint::BitTest::bit(x, 0);
+        if !(odd(&p) && odd(&q) && odd(&p_prime) && odd(&q_prime))
+            || crate::bigint::gcd(&p, &q) != Int::ONE
+            || crate::bigint::gcd(&p_prime, &q_prime) != Int::ONE
+        {
+            return Err(config("p, q, p' or q' even, or p and q not coprime"));
+        }
+        let ct = std::sync::OnceLock::new();
         Ok(PrivateKey {
             counter,
             expiry,
@@ -171,6 +179,12 @@ impl PrivateKey {
 
     pub fn n(&self) -> Int {
         &self.p * &self.q
+    }
+
+    pub(crate) fn ct(&self) -> &CtKey {
+        self.ct.get_or_init(|| {
+            CtKey::new(&self.p, &self.q, &self.order).expect("checked by PrivateKey::new")
+        })
     }
 
     /// Parses `IssuerPrivateKey` XML and checks `p' = (p-1)/2`, `q' = (q-1)/2`.
@@ -206,32 +220,32 @@ impl PrivateKey {
     /// would leak a factor of N for non-residues, idemix.md §6.6), then the halves recombined.
     /// Constant time in `d` and the key (see [`crate::ct`]); `x` is public.
     pub fn pow_crt(&self, x: &Int, d: &Secret) -> Int {
-        self.ct.pow_crt(x, d)
+        self.ct().pow_crt(x, d)
     }
 
     /// An integer below `2^bits(N)` as a [`Secret`] exponent at this key's precision: for tests
     /// and benchmarks that pick exponents themselves.
     pub fn secret(&self, d: &Int) -> Secret {
-        self.ct.secret(d)
+        self.ct().secret(d)
     }
 
     /// `e^-1 mod p'q'` (the signing exponent `d`), or `None` when `e` is not invertible.
     pub fn inverse_mod_order(&self, e: &Int) -> Option<Secret> {
-        self.ct.inverse_mod_order(e)
+        self.ct().inverse_mod_order(e)
     }
 
     /// `c·d mod p'q'` for a public `c`.
     pub fn mul_mod_order(&self, c: &Int, d: &Secret) -> Secret {
-        self.ct.mul_mod_order(c, d)
+        self.ct().mul_mod_order(c, d)
     }
 
     /// `a - b mod p'q'` for `a, b < p'q'`.
     pub fn sub_mod_order(&self, a: &Secret, b: &Secret) -> Secret {
-        self.ct.sub_mod_order(a, b)
+        self.ct().sub_mod_order(a, b)
     }
 
     /// A uniformly random `r` in `[1, p'q')` with `gcd(r, p'q') = 1` (the ProofS nonce).
     pub fn random_unit(&self, rng: &mut dyn RngCore) -> Secret {
-        self.ct.random_unit(rng)
+        self.ct().random_unit(rng)
     }
 }
