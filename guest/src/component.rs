@@ -198,7 +198,13 @@ impl KeySource for HostKeys {
 
     fn latest_private_key(&self, issuer: &str) -> Option<PrivateKey> {
         let k = keys::get_latest_private_key(issuer)?;
-        PrivateKey::new(k.counter, k.expiry, from_be(&k.p), from_be(&k.q)).ok()
+        // The host checked the key at start-up, and signs with it (`issuer-sign`).
+        Some(PrivateKey::checked_elsewhere(
+            k.counter,
+            k.expiry,
+            from_be(&k.p),
+            from_be(&k.q),
+        ))
     }
 
     fn scheme(&self, id: &str) -> Option<Scheme> {

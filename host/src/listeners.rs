@@ -10,11 +10,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use axum::Router;
 use axum_server::Handle;
-
-use crate::drain::Drain;
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::drain::Drain;
 
 /// One listener: where, with what TLS, serving what.
 pub struct Listener {

@@ -1,7 +1,8 @@
 //! Prometheus metrics: every family's name, help and buckets are here, and the rest of the
 //! host records through the small functions below (the `metrics` facade), so a reader finds
-//! what `/metrics` shows in one place. Label values are route templates, event and status
-//! names: never a token or an attribute.
+//! what `/metrics` shows in one place. Label values come from fixed lists (route templates,
+//! methods, events, statuses, store operations) or from the operator (guest hashes): never
+//! from a client, so no request can add series, and never a token or an attribute.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -76,7 +77,7 @@ fn describe() {
     );
     describe_counter!(
         HTTP_REQUESTS,
-        "Requests answered, by route, method and status."
+        "Requests answered by a route (not 404s for unknown paths), by route, method and status."
     );
     describe_histogram!(
         HTTP_DURATION,
@@ -150,7 +151,21 @@ pub fn spawn_upkeep() {
     });
 }
 
-pub fn request(route: &str, method: &str, status: u16, took: Duration) {
+/// A request answered by one of the routes (`route` is its template). Any other method than
+/// the usual ones counts as `other`: a client picks the method, and each label value is a new
+/// series kept for the life of the process.
+pub fn request(route: &str, method: &axum::http::Method, status: u16, took: Duration) {
+    use axum::http::Method;
+    let method = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    };
     let labels = [
         ("route", route.to_owned()),
         ("method", method.to_owned()),

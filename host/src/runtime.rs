@@ -18,7 +18,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::jwt::JwtKey;
 use crate::requestors::Requestors;
 use crate::schemes::KeyCache;
-use crate::slots::Slots;
+use crate::slots::{Slot, Slots};
 
 wasmtime::component::bindgen!({ world: "irma-session", path: "../wit" });
 
@@ -31,6 +31,8 @@ pub use irma::session::types;
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Ticks a single guest call may run (2 s: issuance with 2048-bit keys takes ~30 ms).
 pub const CALL_DEADLINE_TICKS: u64 = 200;
+/// Instances the pool keeps beyond `--guest-concurrency`, for the checks of candidate guests.
+const CHECK_INSTANCES: u32 = 4;
 /// Linear memory one guest instance may grow to.
 pub const MEMORY_LIMIT: usize = 64 << 20;
 /// Bytes of each pooled memory kept resident (and zeroed) between instances.
@@ -147,7 +149,7 @@ impl types::Host for State {}
 /// compiled guests are kept.
 pub struct GuestHost {
     engine: Engine,
-    /// The instance pool's slots, shared by every guest version.
+    /// The instance pool's slots for calls, shared by every guest version.
     slots: Arc<Slots>,
     linker: Linker<State>,
     imports: Imports,
@@ -170,7 +172,9 @@ impl GuestHost {
         concurrency: u32,
         cache_dir: Option<PathBuf>,
     ) -> Result<Arc<GuestHost>> {
-        let engine = engine(concurrency)?;
+        // Calls take slots; the checks of a candidate guest (schemas, self-check) run beside
+        // them, one activation at a time, in instances of their own.
+        let engine = engine(concurrency.max(1) + CHECK_INSTANCES)?;
         let mut linker: Linker<State> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:?}"))?;
         IrmaSession::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
@@ -191,7 +195,7 @@ impl GuestHost {
         }
         Ok(Arc::new(GuestHost {
             engine,
-            slots: Arc::new(Slots::new(concurrency)),
+            slots: Slots::new(concurrency),
             linker,
             imports,
             cache_dir,
@@ -393,6 +397,12 @@ impl Runtime {
     }
 
     /// Which record schemas the guest reads, and which it writes (as the guest says).
+    /// A slot of the instance pool for one call of [`Runtime::start`] or
+    /// [`Runtime::transition`]: taken first, held until the call is over.
+    pub async fn slot(&self) -> Slot {
+        self.slots.take().await
+    }
+
     fn schemas(&self) -> Result<(Vec<u32>, u32)> {
         let (mut store, g) = self.instance()?;
         let s = g.irma_session_session();
@@ -411,7 +421,6 @@ impl Runtime {
         requestor: &str,
         ctx: &types::Context,
     ) -> Result<Result<types::Started, types::Response>> {
-        let _slot = self.slots.take();
         let started = std::time::Instant::now();
         let (mut store, g) = self.instance()?;
         let result = g
@@ -428,7 +437,6 @@ impl Runtime {
         event: &types::Event,
         ctx: &types::Context,
     ) -> Result<types::Outcome> {
-        let _slot = self.slots.take();
         let started = std::time::Instant::now();
         let (mut store, g) = self.instance()?;
         let result = g

@@ -11,7 +11,8 @@ use crate::http::errors::{HttpError, Kind};
 use crate::http_client::HttpClient;
 use crate::runtime::{Runtime, types};
 use crate::store::{
-    Delivery, Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write, status_name,
+    Delivery, Saved, SessionStore, StatusEvent, StoreError, Summary, Token, Write, is_final,
+    status_name,
 };
 
 /// How often a transition is recomputed when other requests keep winning the race.
@@ -119,11 +120,6 @@ fn created(c: &types::CreatedSession) -> Write {
     }
 }
 
-fn is_final(s: types::SessionStatus) -> bool {
-    use types::SessionStatus::*;
-    matches!(s, Done | Cancelled | Timeout)
-}
-
 /// A session's kind as metrics label it.
 fn kind_name(kind: Option<types::SessionKind>) -> &'static str {
     match kind {
@@ -167,7 +163,12 @@ impl<S: SessionStore> Sessions<S> {
         runtime: Arc<Runtime>,
         f: impl FnOnce(&Runtime) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, HttpError> {
-        match tokio::task::spawn_blocking(move || f(&runtime)).await {
+        let slot = runtime.slot().await;
+        let call = move || {
+            let _slot = slot;
+            f(&runtime)
+        };
+        match tokio::task::spawn_blocking(call).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 tracing::error!("guest call failed: {e:#}");
@@ -237,6 +238,7 @@ impl<S: SessionStore> Sessions<S> {
                 })
                 .await;
         }
+        let _slot = runtime.slot().await;
         runtime.transition(record, &event, &ctx).map_err(|e| {
             tracing::error!("guest call failed: {e:#}");
             HttpError::new(Kind::InternalError, "")

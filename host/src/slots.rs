@@ -1,77 +1,89 @@
-//! At most `--guest-concurrency` guest instances at once: the instance pool has that many
-//! slots, and an instantiation beyond them would fail. A call beyond them waits for a slot
-//! instead (counted in `/metrics`), so a burst of proofs is slower, not refused.
+//! At most `--guest-concurrency` guest calls at once: the instance pool has a slot for each
+//! (plus a few for the checks of a candidate guest, which run outside these). A call beyond
+//! them waits for a slot, in turn and without blocking a thread (counted in `/metrics`), so a
+//! burst of proofs is slower, not refused.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub struct Slots {
     capacity: usize,
-    in_use: Mutex<usize>,
-    freed: Condvar,
+    free: Arc<Semaphore>,
 }
 
 /// A slot held; given back when dropped.
-pub struct Slot<'a>(&'a Slots);
+pub struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    slots: Arc<Slots>,
+}
 
 impl Slots {
-    pub fn new(capacity: u32) -> Slots {
-        Slots {
-            capacity: capacity.max(1) as usize,
-            in_use: Mutex::new(0),
-            freed: Condvar::new(),
+    pub fn new(capacity: u32) -> Arc<Slots> {
+        let capacity = capacity.max(1) as usize;
+        Arc::new(Slots {
+            capacity,
+            free: Arc::new(Semaphore::new(capacity)),
+        })
+    }
+
+    /// A slot at once, if one is free.
+    pub fn try_take(self: &Arc<Self>) -> Option<Slot> {
+        let permit = self.free.clone().try_acquire_owned().ok()?;
+        Some(self.held(permit))
+    }
+
+    /// A slot, waiting (first come, first served) while all are in use.
+    pub async fn take(self: &Arc<Self>) -> Slot {
+        if let Some(slot) = self.try_take() {
+            return slot;
+        }
+        crate::metrics::guest_instance_wait();
+        let permit = self
+            .free
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        self.held(permit)
+    }
+
+    fn held(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Slot {
+        crate::metrics::guest_instances(self.in_use());
+        Slot {
+            permit: Some(permit),
+            slots: self.clone(),
         }
     }
 
-    /// Takes a slot, waiting (on this thread) while all are in use.
-    pub fn take(&self) -> Slot<'_> {
-        let mut n = self.in_use.lock().expect("not poisoned");
-        if *n >= self.capacity {
-            crate::metrics::guest_instance_wait();
-            n = self
-                .freed
-                .wait_while(n, |n| *n >= self.capacity)
-                .expect("not poisoned");
-        }
-        *n += 1;
-        crate::metrics::guest_instances(*n);
-        Slot(self)
+    fn in_use(&self) -> usize {
+        self.capacity - self.free.available_permits()
     }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut n = self.0.in_use.lock().expect("not poisoned");
-        *n -= 1;
-        crate::metrics::guest_instances(*n);
-        drop(n);
-        self.0.freed.notify_one();
+        drop(self.permit.take());
+        crate::metrics::guest_instances(self.slots.in_use());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    #[test]
-    fn a_call_beyond_capacity_waits_for_a_slot() {
-        let slots = Arc::new(Slots::new(1));
-        let held = slots.take();
-        let (tx, rx) = std::sync::mpsc::channel();
+    #[tokio::test]
+    async fn a_call_beyond_capacity_waits_for_the_slot_freed() {
+        let slots = Slots::new(1);
+        let held = slots.take().await;
+        assert!(slots.try_take().is_none(), "the only slot is taken");
         let s = slots.clone();
-        let waiter = std::thread::spawn(move || {
-            let _slot = s.take();
-            tx.send(()).unwrap();
+        let waiter = tokio::spawn(async move {
+            let _slot = s.take().await;
         });
-        assert!(
-            rx.recv_timeout(std::time::Duration::from_millis(200))
-                .is_err(),
-            "no slot was free"
-        );
         drop(held);
-        rx.recv_timeout(std::time::Duration::from_secs(30))
-            .expect("the freed slot was taken");
-        waiter.join().unwrap();
-        assert_eq!(*slots.in_use.lock().unwrap(), 0);
+        waiter.await.expect("the waiter got the freed slot");
+        assert_eq!(slots.in_use(), 0);
+        assert!(slots.try_take().is_some());
     }
 }

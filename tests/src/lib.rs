@@ -528,6 +528,8 @@ impl Session {
 /// A status stream (server-sent events), read on a thread: each event's `data` as it arrives.
 pub struct Events {
     rx: mpsc::Receiver<String>,
+    /// Set when the stream ended as HTTP ends a response (not cut off by a closed connection).
+    clean_end: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Events {
@@ -535,6 +537,8 @@ impl Events {
     pub fn open(url: &str, headers: &[(&str, &str)]) -> Events {
         let (tx, rx) = mpsc::channel();
         let (opened_tx, opened) = mpsc::channel();
+        let clean_end = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clean = clean_end.clone();
         let agent = agent().timeout_read(PATIENCE * 2).build();
         let mut req = agent.get(url);
         for (k, v) in headers {
@@ -549,19 +553,19 @@ impl Events {
                 }
             };
             let _ = opened_tx.send(Ok(resp.status()));
-            for line in BufReader::new(resp.into_reader())
-                .lines()
-                .map_while(Result::ok)
-            {
+            for line in BufReader::new(resp.into_reader()).lines() {
+                // An error: the connection closed before the response ended.
+                let Ok(line) = line else { return };
                 if let Some(d) = line.strip_prefix("data:")
                     && tx.send(d.trim().to_owned()).is_err()
                 {
                     return;
                 }
             }
+            clean.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         match opened.recv_timeout(PATIENCE) {
-            Ok(Ok(200)) => Events { rx },
+            Ok(Ok(200)) => Events { rx, clean_end },
             other => panic!("{url}: no stream: {other:?}"),
         }
     }
@@ -582,6 +586,12 @@ impl Events {
                 Err(mpsc::RecvTimeoutError::Timeout) => return false,
             }
         }
+    }
+
+    /// Whether the stream ended within `within` as an HTTP response ends (its last chunk), not
+    /// cut off by a closed connection.
+    pub fn ended_cleanly(&self, within: Duration) -> bool {
+        self.ended(within) && self.clean_end.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The next `n` events, each waited for at most `within`; fewer if the stream ends.

@@ -203,8 +203,18 @@ fn every_family_moves_as_sessions_run_and_promtool_accepts_the_text() {
     );
     println!("instance wait seen after {waits:?}");
 
+    // A method the client makes up is counted as `other`: no client can add series.
+    let odd = http(
+        "FROBNICATE",
+        &format!("{}/session/{}/status", server.url, disclosed.token),
+        &[],
+        None,
+    );
+    assert_eq!(odd.status, 405);
+
     let after = Scrape::of(&server);
     promtool_accepts(&server);
+    assert!(after.sum("irma_http_requests_total", &[("method", "other")]) >= 1.0);
     let grew =
         |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
     assert!(grew("irma_sessions_started_total", &[("type", "issuing")]) >= 5.0);
@@ -264,4 +274,5 @@ fn every_family_moves_as_sessions_run_and_promtool_accepts_the_text() {
     for s in [&issuance, &disclosed, &watched] {
         assert!(!text.contains(&s.token));
     }
+    assert!(!text.contains("FROBNICATE"));
 }

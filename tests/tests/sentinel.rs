@@ -14,7 +14,6 @@ use irma_tests::wallet::App;
 use irma_tests::{Session, eventually, get};
 use serde_json::{Value, json};
 
-/// The student ID a disclosure session's result holds.
 /// The value of a metric without labels in a Prometheus text.
 fn metric_value(text: &str, name: &str) -> f64 {
     text.lines()
@@ -22,6 +21,7 @@ fn metric_value(text: &str, name: &str) -> f64 {
         .map_or(0.0, |v| v.parse().unwrap())
 }
 
+/// The student ID a disclosure session's result holds.
 fn disclosed(s: &Session) -> Value {
     s.result()["disclosed"][0][0]["rawvalue"].clone()
 }

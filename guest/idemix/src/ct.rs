@@ -135,7 +135,7 @@ impl Crt {
     }
 }
 
-/// The constant-time view of an issuer private key, built once when the key is loaded.
+/// The constant-time view of an issuer private key, built at the key's first use and kept.
 #[derive(Clone)]
 pub(crate) struct CtKey {
     full: u32,

@@ -387,6 +387,9 @@ pub fn sign_with_key(
     rng: &mut dyn RngCore,
 ) -> Result<ClSigning> {
     let fail = |m: &str| Error::IssuanceFailed(m.into());
+    if !sk.can_sign() {
+        return Err(fail("the private key's primes are unusable"));
+    }
     let d = sk
         .inverse_mod_order(e)
         .ok_or_else(|| fail("e not invertible"))?;

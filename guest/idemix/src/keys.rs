@@ -132,7 +132,7 @@ pub struct PrivateKey {
     /// The same key for constant-time arithmetic (Montgomery parameters for `p`, `q`, `p'q'`
     /// and `q^-1 mod p`), built at its first use and kept: a key that is loaded but never
     /// signs with here (the server's guest, whose host signs) costs nothing for it.
-    ct: std::sync::OnceLock<CtKey>,
+    ct: std::sync::OnceLock<Option<CtKey>>,
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -148,24 +148,27 @@ impl std::fmt::Debug for PrivateKey {
 }
 
 impl PrivateKey {
+    /// A key from its primes, checked: `p`, `q`, `p'`, `q'` odd and `p`, `q` coprime (as the
+    /// constant-time arithmetic needs; the check is that arithmetic's own set-up).
     pub fn new(counter: u32, expiry: i64, p: Int, q: Int) -> Result<PrivateKey> {
-        let two = Int::from(2u8);
-        if p < Int::from(5u8) || q < Int::from(5u8) || p == q {
+        if p < Int::from(5u8) || q < Int::from(5u8) {
             return Err(config("private key primes out of range"));
         }
-        let p_prime = (&p - Int::ONE) / &two;
-        let q_prime = (&q - Int::ONE) / &two;
-        let order = &p_prime * &q_prime;
-        // What CtKey::new needs, checked now, so that building it later cannot fail.
-        let odd = |x: &Int| crate::bigint::BitTest::bit(x, 0);
-        if !(odd(&p) && odd(&q) && odd(&p_prime) && odd(&q_prime))
-            || crate::bigint::gcd(&p, &q) != Int::ONE
-            || crate::bigint::gcd(&p_prime, &q_prime) != Int::ONE
-        {
+        let key = PrivateKey::checked_elsewhere(counter, expiry, p, q);
+        if key.ct().is_none() {
             return Err(config("p, q, p' or q' even, or p and q not coprime"));
         }
-        let ct = std::sync::OnceLock::new();
-        Ok(PrivateKey {
+        Ok(key)
+    }
+
+    /// A key someone else loaded and checked (the server's host, which also signs with it):
+    /// nothing is computed on the primes but `p'`, `q'` and their product, no check and no
+    /// precomputation runs here (on the guest, for every request that needs the key).
+    pub fn checked_elsewhere(counter: u32, expiry: i64, p: Int, q: Int) -> PrivateKey {
+        let p_prime = (&p - Int::ONE) >> 1;
+        let q_prime = (&q - Int::ONE) >> 1;
+        let order = &p_prime * &q_prime;
+        PrivateKey {
             counter,
             expiry,
             p,
@@ -173,18 +176,29 @@ impl PrivateKey {
             p_prime,
             q_prime,
             order,
-            ct,
-        })
+            ct: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn n(&self) -> Int {
         &self.p * &self.q
     }
 
-    pub(crate) fn ct(&self) -> &CtKey {
-        self.ct.get_or_init(|| {
-            CtKey::new(&self.p, &self.q, &self.order).expect("checked by PrivateKey::new")
-        })
+    /// The constant-time view of the key, built at first use; `None` for an unusable key.
+    pub(crate) fn ct(&self) -> Option<&CtKey> {
+        self.ct
+            .get_or_init(|| CtKey::new(&self.p, &self.q, &self.order))
+            .as_ref()
+    }
+
+    /// The constant-time view of a key that [`PrivateKey::new`] checked.
+    fn usable(&self) -> &CtKey {
+        self.ct().expect("a key checked by PrivateKey::new")
+    }
+
+    /// Whether the key can sign (always, for one made by [`PrivateKey::new`]).
+    pub fn can_sign(&self) -> bool {
+        self.ct().is_some()
     }
 
     /// Parses `IssuerPrivateKey` XML and checks `p' = (p-1)/2`, `q' = (q-1)/2`.
@@ -220,32 +234,32 @@ impl PrivateKey {
     /// would leak a factor of N for non-residues, idemix.md §6.6), then the halves recombined.
     /// Constant time in `d` and the key (see [`crate::ct`]); `x` is public.
     pub fn pow_crt(&self, x: &Int, d: &Secret) -> Int {
-        self.ct().pow_crt(x, d)
+        self.usable().pow_crt(x, d)
     }
 
     /// An integer below `2^bits(N)` as a [`Secret`] exponent at this key's precision: for tests
     /// and benchmarks that pick exponents themselves.
     pub fn secret(&self, d: &Int) -> Secret {
-        self.ct().secret(d)
+        self.usable().secret(d)
     }
 
     /// `e^-1 mod p'q'` (the signing exponent `d`), or `None` when `e` is not invertible.
     pub fn inverse_mod_order(&self, e: &Int) -> Option<Secret> {
-        self.ct().inverse_mod_order(e)
+        self.usable().inverse_mod_order(e)
     }
 
     /// `c·d mod p'q'` for a public `c`.
     pub fn mul_mod_order(&self, c: &Int, d: &Secret) -> Secret {
-        self.ct().mul_mod_order(c, d)
+        self.usable().mul_mod_order(c, d)
     }
 
     /// `a - b mod p'q'` for `a, b < p'q'`.
     pub fn sub_mod_order(&self, a: &Secret, b: &Secret) -> Secret {
-        self.ct().sub_mod_order(a, b)
+        self.usable().sub_mod_order(a, b)
     }
 
     /// A uniformly random `r` in `[1, p'q')` with `gcd(r, p'q') = 1` (the ProofS nonce).
     pub fn random_unit(&self, rng: &mut dyn RngCore) -> Secret {
-        self.ct().random_unit(rng)
+        self.usable().random_unit(rng)
     }
 }

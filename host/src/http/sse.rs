@@ -33,7 +33,9 @@ use super::Shared;
 use super::errors::{HttpError, Kind};
 use crate::runtime::types::SessionStatus;
 use crate::session::now_ms;
-use crate::store::{SessionStore, StatusEvent, Summary, Token, status_from_name, status_name};
+use crate::store::{
+    SessionStore, StatusEvent, Summary, Token, is_final, status_from_name, status_name,
+};
 
 /// Who is listening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,10 +77,6 @@ fn stage(s: SessionStatus) -> u8 {
         SessionStatus::Connected => 2,
         SessionStatus::Done | SessionStatus::Cancelled | SessionStatus::Timeout => 3,
     }
-}
-
-fn is_final(s: SessionStatus) -> bool {
-    stage(s) == 3
 }
 
 /// The status a reconnecting client last received, if it says so.

@@ -200,6 +200,12 @@ pub trait SessionStore: Send + Sync + 'static {
     fn pending_deliveries(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
+/// DONE, CANCELLED or TIMEOUT: nothing follows.
+pub fn is_final(s: SessionStatus) -> bool {
+    use SessionStatus::*;
+    matches!(s, Done | Cancelled | Timeout)
+}
+
 /// How a status is written in JSON, in events and in the store.
 pub fn status_name(s: SessionStatus) -> &'static str {
     match s {

@@ -786,7 +786,7 @@ impl SessionStore for RedisStore {
     async fn pending_deliveries(&self) -> Result<usize, StoreError> {
         let mut total = 0;
         // One shard on one node; in a cluster a shard at a time (a scrape every few seconds).
-        for tag in self.shards.tags_from_next() {
+        for tag in self.shards.all_tags() {
             let set = &self.set_key("outbox", &tag);
             let n: usize = self.run(|mut c| async move { c.zcard(set).await }).await?;
             total += n;

@@ -53,6 +53,11 @@ impl Shards {
         self.tag(hash % self.count)
     }
 
+    /// Every shard's tag, in order.
+    pub fn all_tags(&self) -> Vec<String> {
+        (0..self.count).map(|i| self.tag(i)).collect()
+    }
+
     /// Every shard's tag, starting one further than the previous call did.
     pub fn tags_from_next(&self) -> Vec<String> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);

@@ -3,14 +3,14 @@
 //! prints sessions per second and, given the server's pids, the server CPU per session (from
 //! `/proc/<pid>/stat`, so the wallets' own cryptography is not counted).
 //!
-//! Usage: `session-load <url> <disclosure|issuance> <seconds> <threads> [pid...]`
+//! Usage: `session-load <url> <disclosure|signature|issuance> <seconds> <threads> [pid...]`
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use irma_idemix::{Configuration, LoadOptions};
-use irma_tests::requests::disclosure;
+use irma_tests::requests::{disclosure, signature};
 use irma_tests::wallet::App;
 use irma_tests::{Server, Session, root};
 use serde_json::{Value, json};
@@ -42,7 +42,9 @@ fn cpu_secs(pids: &[u32]) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: session-load <url> <disclosure|issuance> <seconds> <threads> [pid...]");
+        eprintln!(
+            "usage: session-load <url> <disclosure|signature|issuance> <seconds> <threads> [pid...]"
+        );
         std::process::exit(2);
     }
     let url = args[1].clone();
@@ -81,10 +83,10 @@ fn main() {
                 go.wait();
                 let end = until.lock().unwrap().expect("set before the start");
                 while Instant::now() < end {
-                    let request = if kind == "issuance" {
-                        issuance()
-                    } else {
-                        disclosure()
+                    let request = match kind.as_str() {
+                        "issuance" => issuance(),
+                        "signature" => signature(),
+                        _ => disclosure(),
                     };
                     let a = irma_tests::post_json(&format!("{url}/session"), &request);
                     if a.status != 200 {
