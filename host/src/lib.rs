@@ -20,6 +20,7 @@
 //! - [`callbacks`]: delivers the outbox of callbacks, once, with retries.
 //! - [`timeouts`]: wakes sessions whose timeout owes a callback.
 
+pub mod arith;
 pub mod callbacks;
 pub mod config;
 pub mod config_file;

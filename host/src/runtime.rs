@@ -123,22 +123,9 @@ impl requestor_imports::Host for State {
 }
 
 impl irma::session::arith::Host for State {
-    /// Native multi-exponentiation; a malformed modulus (even, or at most 1) gives zero rather
-    /// than a trap, and the guest's proof check then fails on its own.
+    /// Native multi-exponentiation (see [`crate::arith`]).
     fn multi_exp(&mut self, modulus: Vec<u8>, bases: Vec<Vec<u8>>, exps: Vec<Vec<u8>>) -> Vec<u8> {
-        use irma_idemix::bigint::{Int, Modulus, from_be, to_be};
-        let Some(m) = Modulus::new(from_be(&modulus)) else {
-            return Vec::new();
-        };
-        let bases: Vec<Int> = bases.iter().map(|b| from_be(b)).collect();
-        let exps: Vec<Int> = exps.iter().map(|e| from_be(e)).collect();
-        let br: Vec<&Int> = bases.iter().collect();
-        let er: Vec<&Int> = exps.iter().take(br.len()).collect();
-        let result = match (br.as_slice(), er.as_slice()) {
-            ([b], [e]) => m.pow_local(b, e),
-            _ => m.multi_exp_local(&br[..er.len()], &er),
-        };
-        to_be(&result)
+        crate::arith::multi_exp(&self.imports.keys.fixed_bases, &modulus, &bases, &exps)
     }
 }
 

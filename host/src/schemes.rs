@@ -24,6 +24,8 @@ pub struct KeyCache {
     /// The same keys for signing, with their modulus; each key's constant-time precomputation
     /// is built at its first signature and kept for the life of the process.
     signing_keys: HashMap<String, (Arc<irma_idemix::keys::PrivateKey>, Modulus)>,
+    /// Every public key's `S`, for the `arith` import's precomputed powers.
+    pub fixed_bases: crate::arith::FixedBases,
     schemes: HashMap<String, keys::Scheme>,
 }
 
@@ -127,6 +129,8 @@ impl KeyCache {
                 },
             );
         }
+        cache.fixed_bases =
+            crate::arith::FixedBases::new(conf.public_keys().map(|pk| (pk.n.value(), &pk.s)));
         for issuer in conf.issuers_with_private_keys() {
             if let Ok(sk) = conf.latest_private_key(issuer) {
                 let key = keys::PrivateKey {

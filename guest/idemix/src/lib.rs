@@ -4,6 +4,7 @@
 //!
 //! Map of the crate, from the bottom up:
 //! - [`bigint`]: the only module that knows the big-integer backend; multi-exponentiation seam.
+//! - [`fixed_base`]: exponentiation of a base known in advance from precomputed powers.
 //! - [`params`]: bit lengths per key size. [`hash`]: the DER encodings behind every challenge.
 //! - [`bigjson`]: gabi's JSON form of big integers.
 //! - [`ct`]: constant-time arithmetic with an issuer's private key (RSA-CRT, `e^-1 mod p'q'`).
@@ -25,6 +26,7 @@ pub mod bigjson;
 pub mod ct;
 pub mod disclosure;
 mod error;
+pub mod fixed_base;
 pub mod hash;
 pub mod holder;
 pub mod issuance;
