@@ -20,6 +20,12 @@
 //! - [`callbacks`]: delivers the outbox of callbacks, once, with retries.
 //! - [`timeouts`]: wakes sessions whose timeout owes a callback.
 
+/// mimalloc instead of glibc malloc: per-request allocations are small and many, across
+/// threads (see the README's benchmarks). Here rather than in `main.rs`, so that the benchmarks
+/// and tests that link this crate measure the allocator the server runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod arith;
 pub mod callbacks;
 pub mod config;

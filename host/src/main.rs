@@ -24,11 +24,6 @@ use irma_server::store::memory::MemoryStore;
 use irma_server::store::redis::{RedisStore, Tls};
 use irma_server::{callbacks, config_file, embedded, metrics, timeouts};
 
-/// mimalloc instead of glibc malloc: per-request allocations are small and many, across
-/// threads (measured in `tests/bench/stateless.sh`, see the README).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
