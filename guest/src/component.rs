@@ -198,13 +198,8 @@ impl KeySource for HostKeys {
 
     fn latest_private_key(&self, issuer: &str) -> Option<PrivateKey> {
         let k = keys::get_latest_private_key(issuer)?;
-        // The host checked the key at start-up, and signs with it (`issuer-sign`).
-        Some(PrivateKey::checked_elsewhere(
-            k.counter,
-            k.expiry,
-            from_be(&k.p),
-            from_be(&k.q),
-        ))
+        // The host keeps the primes and signs with them (`issuer-sign`).
+        Some(PrivateKey::held_elsewhere(k.counter, k.expiry))
     }
 
     fn scheme(&self, id: &str) -> Option<Scheme> {

@@ -136,8 +136,6 @@ impl KeyCache {
                 let key = keys::PrivateKey {
                     counter: sk.counter,
                     expiry: sk.expiry,
-                    p: to_be(&sk.p),
-                    q: to_be(&sk.q),
                 };
                 cache.latest_private_keys.insert(issuer.to_owned(), key);
                 if let Some(n) = Modulus::new(sk.n()) {

@@ -373,6 +373,20 @@ mod tests {
     }
 
     #[test]
+    fn a_key_held_elsewhere_has_no_primes_and_refuses_to_sign_here() {
+        let sk = PrivateKey::held_elsewhere(3, 99);
+        assert!(sk.is_held_elsewhere() && !sk.can_sign());
+        assert_eq!(
+            (sk.counter, sk.p.clone(), sk.q.clone()),
+            (3, Int::ZERO, Int::ZERO)
+        );
+        let n = Modulus::new(Int::from(77u8)).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let (q, e) = (Int::from(4u8), Int::from(5u8));
+        assert!(crate::issuance::sign_with_key(&n, &sk, &q, &e, &Int::ONE, &mut rng).is_err());
+    }
+
+    #[test]
     fn pow_crt_matches_plain_exponentiation_on_fresh_keys() {
         let mut rng = ChaCha20Rng::seed_from_u64(11);
         for (pb, qb) in [(128, 128), (96, 160), (160, 96), (64, 64), (40, 70)] {

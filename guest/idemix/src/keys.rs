@@ -133,6 +133,8 @@ pub struct PrivateKey {
     /// and `q^-1 mod p`), built at its first use and kept: a key that is loaded but never
     /// signs with here (the server's guest, whose host signs) costs nothing for it.
     ct: std::sync::OnceLock<Option<CtKey>>,
+    /// The primes are not here ([`PrivateKey::held_elsewhere`]).
+    held_elsewhere: bool,
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -154,21 +156,10 @@ impl PrivateKey {
         if p < Int::from(5u8) || q < Int::from(5u8) {
             return Err(config("private key primes out of range"));
         }
-        let key = PrivateKey::checked_elsewhere(counter, expiry, p, q);
-        if key.ct().is_none() {
-            return Err(config("p, q, p' or q' even, or p and q not coprime"));
-        }
-        Ok(key)
-    }
-
-    /// A key someone else loaded and checked (the server's host, which also signs with it):
-    /// nothing is computed on the primes but `p'`, `q'` and their product, no check and no
-    /// precomputation runs here (on the guest, for every request that needs the key).
-    pub fn checked_elsewhere(counter: u32, expiry: i64, p: Int, q: Int) -> PrivateKey {
         let p_prime = (&p - Int::ONE) >> 1;
         let q_prime = (&q - Int::ONE) >> 1;
         let order = &p_prime * &q_prime;
-        PrivateKey {
+        let key = PrivateKey {
             counter,
             expiry,
             p,
@@ -177,7 +168,34 @@ impl PrivateKey {
             q_prime,
             order,
             ct: std::sync::OnceLock::new(),
+            held_elsewhere: false,
+        };
+        if key.ct().is_none() {
+            return Err(config("p, q, p' or q' even, or p and q not coprime"));
         }
+        Ok(key)
+    }
+
+    /// A key whose primes another party holds and signs with (the server's host, for its
+    /// guest, through an [`IssuerSigner`](crate::issuance::IssuerSigner)): its counter and
+    /// expiry only. It cannot sign here; its primes read as zero.
+    pub fn held_elsewhere(counter: u32, expiry: i64) -> PrivateKey {
+        PrivateKey {
+            counter,
+            expiry,
+            p: Int::ZERO,
+            q: Int::ZERO,
+            p_prime: Int::ZERO,
+            q_prime: Int::ZERO,
+            order: Int::ZERO,
+            ct: std::sync::OnceLock::new(),
+            held_elsewhere: true,
+        }
+    }
+
+    /// Whether the primes are elsewhere ([`PrivateKey::held_elsewhere`]).
+    pub fn is_held_elsewhere(&self) -> bool {
+        self.held_elsewhere
     }
 
     pub fn n(&self) -> Int {
@@ -187,7 +205,11 @@ impl PrivateKey {
     /// The constant-time view of the key, built at first use; `None` for an unusable key.
     pub(crate) fn ct(&self) -> Option<&CtKey> {
         self.ct
-            .get_or_init(|| CtKey::new(&self.p, &self.q, &self.order))
+            .get_or_init(|| {
+                (!self.held_elsewhere)
+                    .then(|| CtKey::new(&self.p, &self.q, &self.order))
+                    .flatten()
+            })
             .as_ref()
     }
 

@@ -224,9 +224,10 @@ impl Configuration {
     }
 
     /// Adds a private key after checking that it belongs to the public key of the same counter.
+    /// A key held elsewhere ([`PrivateKey::held_elsewhere`]) is taken as its holder checked it.
     pub fn add_private_key(&mut self, issuer: &str, sk: PrivateKey) -> Result<()> {
         let pk = self.public_key(issuer, sk.counter)?;
-        if *pk.n.value() != sk.n() {
+        if !sk.is_held_elsewhere() && *pk.n.value() != sk.n() {
             return Err(config(format!(
                 "private key {issuer}-{} does not match its public key",
                 sk.counter
