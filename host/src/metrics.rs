@@ -167,9 +167,9 @@ pub fn request(route: &str, method: &axum::http::Method, status: u16, took: Dura
         _ => "other",
     };
     let labels = [
-        ("route", route.to_owned()),
-        ("method", method.to_owned()),
-        ("status", status.to_string()),
+        ("route", metrics::SharedString::from(route.to_owned())),
+        ("method", metrics::SharedString::const_str(method)),
+        ("status", metrics::SharedString::from(status.to_string())),
     ];
     counter!(HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(HTTP_DURATION, &labels).record(took.as_secs_f64());

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use irma_idemix::bigint::{Modulus, from_be, to_be};
+use irma_idemix::bigint::{from_be, to_be};
 use irma_idemix::{Configuration, LoadOptions};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -21,9 +21,9 @@ pub struct KeyCache {
     by_hash: HashMap<[u8; 16], String>,
     public_keys: HashMap<(String, u32), keys::PublicKey>,
     latest_private_keys: HashMap<String, keys::PrivateKey>,
-    /// The same keys for signing, with their modulus; each key's constant-time precomputation
-    /// is built at its first signature and kept for the life of the process.
-    signing_keys: HashMap<String, (Arc<irma_idemix::keys::PrivateKey>, Modulus)>,
+    /// The same keys for signing; each key's constant-time precomputation is built at its
+    /// first signature and kept for the life of the process.
+    signing_keys: HashMap<String, Arc<irma_idemix::keys::PrivateKey>>,
     /// Every public key's `S`, for the `arith` import's precomputed powers.
     pub fixed_bases: crate::arith::FixedBases,
     schemes: HashMap<String, keys::Scheme>,
@@ -61,15 +61,15 @@ impl KeyCache {
         e: &[u8],
         n2: &[u8],
     ) -> Option<keys::ClSigning> {
-        let (sk, n) = self
+        let sk = self
             .signing_keys
             .get(issuer)
-            .filter(|(k, _)| k.counter == counter)?;
+            .filter(|k| k.counter == counter)?;
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).ok()?;
         let mut rng = ChaCha20Rng::from_seed(seed);
         let (q, e, n2) = (from_be(q), from_be(e), from_be(n2));
-        let s = irma_idemix::issuance::sign_with_key(n, sk, &q, &e, &n2, &mut rng)
+        let s = irma_idemix::issuance::sign_with_key(sk, &q, &e, &n2, &mut rng)
             .map_err(|err| tracing::error!(issuer, counter, "cannot sign: {err}"))
             .ok()?;
         Some(keys::ClSigning {
@@ -138,11 +138,7 @@ impl KeyCache {
                     expiry: sk.expiry,
                 };
                 cache.latest_private_keys.insert(issuer.to_owned(), key);
-                if let Some(n) = Modulus::new(sk.n()) {
-                    cache
-                        .signing_keys
-                        .insert(issuer.to_owned(), (sk.clone(), n));
-                }
+                cache.signing_keys.insert(issuer.to_owned(), sk.clone());
             }
         }
         cache

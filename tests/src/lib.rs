@@ -5,6 +5,7 @@ pub mod balancer;
 pub mod cluster;
 pub mod keys;
 pub mod load;
+pub mod metrics;
 pub mod process;
 pub mod receiver;
 pub mod redis;

@@ -4,57 +4,16 @@
 //! waits, open event streams, callbacks pending, delivered and failed. (Store retries after a
 //! failover are checked in `sentinel.rs`.)
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use irma_tests::metrics::Scrape;
 use irma_tests::receiver::{Receiver, Reply};
 use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::wallet::App;
 use irma_tests::{Events, Schemes, Server, Session, eventually, get, http, post_json};
 use serde_json::json;
-
-/// Every sample of a scrape: `name{labels}` → value.
-struct Scrape(BTreeMap<String, f64>);
-
-impl Scrape {
-    fn of(server: &Server) -> Scrape {
-        let a = get(&format!("{}/metrics", server.url));
-        assert_eq!(a.status, 200);
-        Scrape(
-            a.body
-                .lines()
-                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-                .map(|l| {
-                    let (k, v) = l.rsplit_once(' ').expect("name value");
-                    (k.to_owned(), v.parse().expect("a number"))
-                })
-                .collect(),
-        )
-    }
-
-    /// The sum over the samples of `name` whose labels include every `k="v"` of `labels`.
-    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.0
-            .iter()
-            .filter(|(k, _)| {
-                let (n, l) = k.split_once('{').unwrap_or((k, ""));
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(lk, lv)| l.contains(&format!("{lk}=\"{lv}\"")))
-            })
-            .map(|(_, v)| v)
-            .sum()
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.0
-            .keys()
-            .any(|k| k.split_once('{').map_or(k.as_str(), |(n, _)| n) == name)
-    }
-}
 
 /// `promtool check metrics` on what the server serves: the format and Prometheus' naming
 /// rules (help texts, `_total` counters, units in names).

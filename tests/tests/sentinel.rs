@@ -8,18 +8,12 @@ use std::time::{Duration, Instant};
 
 use irma_tests::cluster::Cluster;
 use irma_tests::load::Load;
+use irma_tests::metrics::Scrape;
 use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::sentinel::Sentinels;
 use irma_tests::wallet::App;
-use irma_tests::{Session, eventually, get};
+use irma_tests::{Session, eventually};
 use serde_json::{Value, json};
-
-/// The value of a metric without labels in a Prometheus text.
-fn metric_value(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.parse().unwrap())
-}
 
 /// The student ID a disclosure session's result holds.
 fn disclosed(s: &Session) -> Value {
@@ -89,12 +83,7 @@ fn sessions_in_flight_survive_a_sentinel_failover() {
     let retries: f64 = c
         .replicas
         .iter()
-        .map(|r| {
-            metric_value(
-                &get(&format!("{}/metrics", r.url)).body,
-                "irma_store_retries_total",
-            )
-        })
+        .map(|r| Scrape::of(r).sum("irma_store_retries_total", &[]))
         .sum();
     assert!(retries > 0.0, "store retries in /metrics");
 

@@ -380,10 +380,9 @@ mod tests {
             (sk.counter, sk.p.clone(), sk.q.clone()),
             (3, Int::ZERO, Int::ZERO)
         );
-        let n = Modulus::new(Int::from(77u8)).unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let (q, e) = (Int::from(4u8), Int::from(5u8));
-        assert!(crate::issuance::sign_with_key(&n, &sk, &q, &e, &Int::ONE, &mut rng).is_err());
+        assert!(crate::issuance::sign_with_key(&sk, &q, &e, &Int::ONE, &mut rng).is_err());
     }
 
     #[test]

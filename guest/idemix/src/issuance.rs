@@ -8,7 +8,7 @@ use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::attributes::{Metadata, WEEK, encode};
-use crate::bigint::{Int, Modulus, bit_len, pow2, random_bits};
+use crate::bigint::{Int, bit_len, pow2, random_bits};
 use crate::bigjson::Big;
 use crate::disclosure::{self, AttributeIndex, Check, ConDisCon, ProofStatus, Verdict};
 use crate::error::{Error, Result};
@@ -329,7 +329,7 @@ pub fn sign_commitment(
         Some(signer) => signer
             .sign(&pk.issuer, sk.counter, &q, &e, n2)
             .ok_or_else(|| fail("the key holder did not sign"))?,
-        None => sign_with_key(n, sk, &q, &e, n2, rng)?,
+        None => sign_with_key(sk, &q, &e, n2, rng)?,
     };
     // Whoever signed: the signature must verify before it leaves.
     if n.pow(&a, &e) != q {
@@ -375,11 +375,11 @@ pub fn set_issuer_signer(signer: Box<dyn IssuerSigner>) -> bool {
     SIGNER.set(signer).is_ok()
 }
 
-/// The private-key steps of issuing with `sk` (modulus `n`), every one constant time in the
+/// The private-key steps of issuing with `sk`, every one constant time in the
 /// key and the secret exponents (crate::ct): `d = e^-1 mod p'q'`, `A = Q^d`, the ProofS nonce
-/// `r`, `Q^r`, and `r - c·d mod p'q'`.
+/// `r`, `Q^r`, and `r - c·d mod p'q'`. It does not check `A^e = Q`: [`sign_commitment`] does,
+/// once, whoever signed.
 pub fn sign_with_key(
-    n: &Modulus,
     sk: &PrivateKey,
     q: &Int,
     e: &Int,
@@ -394,9 +394,6 @@ pub fn sign_with_key(
         .inverse_mod_order(e)
         .ok_or_else(|| fail("e not invertible"))?;
     let a = sk.pow_crt(q, &d);
-    if n.pow(&a, e) != *q {
-        return Err(fail("signature self-check failed"));
-    }
     // ProofS
     let r = sk.random_unit(rng);
     let a_commit = sk.pow_crt(q, &r);
