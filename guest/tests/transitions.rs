@@ -218,21 +218,23 @@ fn a_signatures_timestamp_names_the_schemes_timestamp_server() {
         &mut ctx(now, &config, &keys),
     );
     // The recorded session's nonce and context, so the recorded proofs fit.
-    let mut rec: Value = serde_json::from_slice(&o.record.unwrap()).unwrap();
+    let mut rec = irma_guest::record::SessionRecord::decode(&o.record.unwrap()).unwrap();
     let recorded: Value = serde_json::from_str(
         exchange("/").get("response").unwrap()["body"]
             .as_str()
             .unwrap(),
     )
     .unwrap();
-    rec["request"]["nonce"] = recorded["request"]["nonce"].clone();
-    rec["request"]["context"] = recorded["request"]["context"].clone();
+    rec.request
+        .insert("nonce".into(), recorded["request"]["nonce"].clone());
+    rec.request
+        .insert("context".into(), recorded["request"]["context"].clone());
     let mut body: Value =
         serde_json::from_str(exchange("/proofs")["request"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["timestamp"]["ServerUrl"], "http://127.0.0.1:8091/");
     body["timestamp"]["ServerUrl"] = "https://elsewhere.example/".into();
     let o = session::transition(
-        &serde_json::to_vec(&rec).unwrap(),
+        &rec.encode(),
         Event::AppProofs(AppRequest {
             path: "/irma/session/x/proofs".into(),
             authorization: Some("AppAuthorization0001".into()),
@@ -246,9 +248,9 @@ fn a_signatures_timestamp_names_the_schemes_timestamp_server() {
         "{:?}",
         String::from_utf8_lossy(&o.response.body)
     );
-    let done: Value = serde_json::from_slice(&o.record.unwrap()).unwrap();
+    let done = irma_guest::record::SessionRecord::decode(&o.record.unwrap()).unwrap();
     assert_eq!(
-        done["result"]["signature"]["timestamp"]["ServerUrl"],
+        done.result.signature.unwrap()["timestamp"]["ServerUrl"],
         "http://127.0.0.1:8091/"
     );
 }

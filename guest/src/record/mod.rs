@@ -1,5 +1,11 @@
-//! The session record: everything a session is, serialized as JSON into the store. The host
-//! treats it as opaque bytes; only the guest reads and writes it.
+//! The session record: everything a session is, serialized into the store. The host treats it
+//! as opaque bytes; only the guest reads and writes it.
+//!
+//! Schema 1 was JSON (this struct's serde form); schema 3 is compact CBOR ([`compact`]). A
+//! record's first byte tells them apart (`{` for JSON). Schema-1 records are read as they come
+//! and written back as schema 3.
+
+mod compact;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -7,18 +13,19 @@ use serde_json::{Map, Value};
 use crate::errors::ErrorBody;
 
 /// The schema this guest writes. Every schema in [`SCHEMAS_READ`] must stay readable.
-#[cfg(not(feature = "schema2"))]
-pub const SCHEMA: u32 = 1;
-#[cfg(not(feature = "schema2"))]
-pub const SCHEMAS_READ: &[u32] = &[1];
+#[cfg(not(feature = "next-schema"))]
+pub const SCHEMA: u32 = 3;
+#[cfg(not(feature = "next-schema"))]
+pub const SCHEMAS_READ: &[u32] = &[1, 3];
 
-/// Schema 2 names the last-activity instant `activeMs`; schema-1 records are migrated as they
-/// are read, and written back as schema 2. A schema-1 guest cannot read schema 2, so the host
-/// refuses to roll back to it while schema-2 records may exist.
-#[cfg(feature = "schema2")]
-pub const SCHEMA: u32 = 2;
-#[cfg(feature = "schema2")]
-pub const SCHEMAS_READ: &[u32] = &[1, 2];
+/// Schema 4 (the `next-schema` test build, the second guest version of the hot-swap tests):
+/// schema 3 with the activity key renamed, migrated as schema-3 records are read. A schema-3
+/// guest cannot read schema 4, so the host refuses to roll back to it while schema-4 records
+/// may exist.
+#[cfg(feature = "next-schema")]
+pub const SCHEMA: u32 = 4;
+#[cfg(feature = "next-schema")]
+pub const SCHEMAS_READ: &[u32] = &[1, 3, 4];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -136,7 +143,6 @@ pub struct SessionRecord {
     pub pairing_code: Option<String>,
     #[serde(default)]
     pub protocol_version: Option<String>,
-    #[cfg_attr(feature = "schema2", serde(rename = "activeMs"))]
     pub last_active_ms: i64,
     pub result: SessionResult,
     #[serde(default)]
@@ -160,39 +166,44 @@ pub struct SessionRecord {
 
 impl SessionRecord {
     pub fn decode(bytes: &[u8]) -> Result<SessionRecord, String> {
-        #[derive(Deserialize)]
-        struct Probe {
-            schema: u32,
+        if bytes.first() == Some(&b'{') {
+            return Self::decode_json(bytes);
         }
-        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| format!("record: {e}"))?;
-        if !SCHEMAS_READ.contains(&probe.schema) {
+        let schema = compact::schema_of(bytes)?;
+        if !SCHEMAS_READ.contains(&schema) {
             return Err(format!(
-                "record schema {} is not readable by this guest",
-                probe.schema
+                "record schema {schema} is not readable by this guest"
             ));
         }
-        #[cfg(feature = "schema2")]
-        if probe.schema == 1 {
-            let mut v: Value = serde_json::from_slice(bytes).map_err(|e| format!("record: {e}"))?;
-            migrate_1_to_2(&mut v)?;
-            return serde_json::from_value(v).map_err(|e| format!("record: {e}"));
+        #[cfg(feature = "next-schema")]
+        if schema == 3 {
+            return compact::decode(compact::read_schema_3(bytes)?);
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("record: {e}"))
+        compact::decode(compact::read(bytes)?)
+    }
+
+    /// Schema 1: this struct as JSON.
+    fn decode_json(bytes: &[u8]) -> Result<SessionRecord, String> {
+        let mut rec: SessionRecord =
+            serde_json::from_slice(bytes).map_err(|e| format!("record: {e}"))?;
+        if rec.schema != 1 {
+            return Err(format!(
+                "record schema {} is not readable by this guest",
+                rec.schema
+            ));
+        }
+        rec.schema = SCHEMA;
+        Ok(rec)
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("records serialize")
+        compact::encode(self, SCHEMA)
     }
-}
 
-/// Schema 1 → 2: `last_active_ms` becomes `activeMs`.
-#[cfg(feature = "schema2")]
-fn migrate_1_to_2(v: &mut Value) -> Result<(), String> {
-    let o = v.as_object_mut().ok_or("record: not an object")?;
-    let t = o
-        .remove("last_active_ms")
-        .ok_or("record: schema 1 without last_active_ms")?;
-    o.insert("activeMs".into(), t);
-    o.insert("schema".into(), Value::from(2));
-    Ok(())
+    /// Schema 1, as guests before schema 3 wrote it (for tests of the migration).
+    pub fn encode_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_value(self).expect("records serialize");
+        v["schema"] = Value::from(1);
+        serde_json::to_vec(&v).expect("records serialize")
+    }
 }
