@@ -68,9 +68,9 @@ prerequisites:
 
 # Their own target directory: a build of them must never be what the server's build script
 # finds where the real guest is built (it embeds what it finds).
-# Guest builds the tests swap in and refuse: chaos, schema2 (a migration), broken-self-check.
+# Guest builds the tests swap in and refuse: chaos, next-schema (a migration), broken-self-check.
 guest-variants:
-    for f in chaos schema2 broken-self-check; do \
+    for f in chaos next-schema broken-self-check; do \
       cargo build --release --locked -q -p irma-guest --target wasm32-wasip2 --features $f --target-dir {{variants_dir}} && \
       cp {{variants_dir}}/wasm32-wasip2/release/irma_guest.wasm {{variants_dir}}/irma_guest_${f%-self-check}.wasm; \
     done

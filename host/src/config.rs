@@ -298,6 +298,19 @@ pub enum Command {
         #[command(subcommand)]
         action: GuestAction,
     },
+    /// Print a session stored in Redis (--store-type redis and the --redis-* flags) as JSON:
+    /// its status summary and its record, attribute values included. TOKEN: the requestor or
+    /// the client token.
+    Session {
+        #[command(subcommand)]
+        action: SessionAction,
+    },
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SessionAction {
+    /// Print one session.
+    Show { token: String },
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]

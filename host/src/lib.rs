@@ -19,6 +19,7 @@
 //! - [`http_client`]: the server's own requests: next sessions, callbacks.
 //! - [`callbacks`]: delivers the outbox of callbacks, once, with retries.
 //! - [`timeouts`]: wakes sessions whose timeout owes a callback.
+//! - [`inspect`]: a stored session as JSON (`irma-server session show`).
 
 /// mimalloc instead of glibc malloc: per-request allocations are small and many, across
 /// threads (see the README's benchmarks). Here rather than in `main.rs`, so that the benchmarks
@@ -36,6 +37,7 @@ pub mod guest_signing;
 pub mod guests;
 pub mod http;
 pub mod http_client;
+pub mod inspect;
 pub mod jwt;
 pub mod listeners;
 pub mod metrics;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
-use irma_server::config::{Args, Command, GuestAction, StoreChoice};
+use irma_server::config::{Args, Command, GuestAction, SessionAction, StoreChoice};
 use irma_server::drain::Drain;
 use irma_server::guest_signing::{self, Trust};
 use irma_server::guests::{self, Guests};
@@ -19,9 +19,9 @@ use irma_server::registry::{self, GuestCheck, Registry};
 use irma_server::runtime::{GuestHost, Imports, Runtime, guest_hash, types};
 use irma_server::schemes::{self, KeyCache};
 use irma_server::session::Sessions;
-use irma_server::store::Store;
 use irma_server::store::memory::MemoryStore;
 use irma_server::store::redis::{RedisStore, Tls};
+use irma_server::store::{SessionStore, Store, Token};
 use irma_server::{callbacks, config_file, embedded, metrics, timeouts};
 
 fn main() -> ExitCode {
@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         match &args.command {
             None => serve(&args).await,
             Some(Command::Guest { action }) => guest_command(&args, action).await,
+            Some(Command::Session { action }) => session_command(&args, action).await,
         }
     };
     let done = tokio::runtime::Builder::new_multi_thread()
@@ -380,6 +381,30 @@ async fn guest_command(args: &Args, action: &GuestAction) -> Result<()> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&registry.status().await?)?
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `irma-server session ...`: stored sessions, for operators.
+async fn session_command(args: &Args, action: &SessionAction) -> Result<()> {
+    let StoreChoice::Redis(options) = args.store()? else {
+        bail!("sessions are shown from Redis: use --store-type redis and the --redis-* flags");
+    };
+    let store = RedisStore::connect(&options).await?;
+    match action {
+        SessionAction::Show { token } => {
+            let mut loaded = store.load(Token::Requestor(token)).await?;
+            if loaded.is_none() {
+                loaded = store.load(Token::Client(token)).await?;
+            }
+            let Some(loaded) = loaded else {
+                bail!("no session has this token (or it expired)");
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&irma_server::inspect::describe(&loaded)?)?
             );
         }
     }

@@ -74,7 +74,7 @@ pub fn guest() -> PathBuf {
     target_dir().join("guest/wasm32-wasip2/release/irma_guest.wasm")
 }
 
-/// A test build of the guest (`chaos`, `schema2`, `broken`), made by `just guest-variants`.
+/// A test build of the guest (`chaos`, `next-schema`, `broken`), made by `just guest-variants`.
 pub fn guest_variant(name: &str) -> PathBuf {
     let p = target_dir().join(format!("guest-variants/irma_guest_{name}.wasm"));
     assert!(
@@ -298,9 +298,21 @@ pub fn fails_to_start(schemes: Schemes, extra: &[&str]) -> String {
 /// `irma-server <flags> -q guest <args>` (the guest registry's commands, `keygen`, `sign`):
 /// whether it succeeded, and its standard output then standard error.
 pub fn guest_command(flags: &[String], args: &[&str]) -> (bool, String) {
+    server_command(flags, &[&["guest"], args].concat())
+}
+
+/// `irma-server <flags> session show <token>`: the stored session as the tool prints it.
+pub fn session_show(flags: &[String], token: &str) -> Value {
+    let (ok, out) = server_command(flags, &["session", "show", token]);
+    assert!(ok, "{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Runs `irma-server <flags> -q <args>`; whether it succeeded, and its output.
+fn server_command(flags: &[String], args: &[&str]) -> (bool, String) {
     let mut cmd = Command::new(server_binary());
     cmd.args(flags)
-        .args(["-q", "guest"])
+        .arg("-q")
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -194,6 +194,13 @@ impl Redis {
         String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
     }
 
+    /// The summary line of session `key` (`<version> <STATUS> <lapse> <rt>`): the start of its
+    /// value, before the record.
+    pub fn summary(&self, key: &str) -> String {
+        let head = self.cli(&["GETRANGE", key, "0", "127"]);
+        head.split('\n').next().unwrap_or_default().to_owned()
+    }
+
     /// Like [`Redis::cli`], with `input`'s bytes on stdin (for `-x`).
     pub fn cli_stdin(&self, args: &[&str], input: &Path) -> String {
         let out = Command::new("redis-cli")
@@ -251,4 +258,14 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A session's value split at the end of its summary line: the record, as the guest wrote it
+/// (sealed with `--redis-encryption-key-file`).
+pub fn record_of(value: &[u8]) -> &[u8] {
+    let end = value
+        .iter()
+        .position(|b| *b == b'\n')
+        .expect("a summary line");
+    &value[end + 1..]
 }

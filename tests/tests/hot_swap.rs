@@ -1,9 +1,10 @@
 //! Hot swap: new guest versions published to running replicas (Redis registry, or the watched
 //! `--guest` file in memory mode) take over without a failed request; broken ones and unsafe
-//! rollbacks are refused; a schema-2 guest serves records written by schema 1.
+//! rollbacks are refused; a schema-4 guest serves records written by schema 3.
 //!
-//! Guest versions: the default build (v1, schema 1); v1 with an extra custom section (same
-//! logic, another hash); `--features schema2` (v2); `--features broken-self-check`; garbage.
+//! Guest versions: the default build (v1, schema 3); v1 with an extra custom section (same
+//! logic, another hash); `--features next-schema` (v2, schema 4); `--features
+//! broken-self-check`; garbage.
 //! `just guest-variants` (part of `just test`) builds the variants into `target/guest/`.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,9 @@ use irma_tests::cluster::Cluster;
 use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, signature, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{Schemes, Server, Session, eventually, get, guest, guest_command, guest_variant};
+use irma_tests::{
+    Schemes, Server, Session, eventually, get, guest, guest_command, guest_variant, session_show,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -390,12 +393,12 @@ fn broken_guests_are_refused_by_the_publisher_and_by_every_replica() {
 }
 
 #[test]
-fn a_schema_2_guest_serves_schema_1_records_and_rollback_is_refused() {
+fn a_next_schema_guest_serves_older_records_and_rollback_is_refused() {
     let cache = tempfile::tempdir().unwrap();
     let c = cluster(2, &cache);
     let dir = tempfile::tempdir().unwrap();
     let v1 = std::fs::read(guest()).unwrap();
-    let v2 = variant("schema2");
+    let v2 = variant("next-schema");
     let urls = c.urls();
     until_all_run(&urls, &hash(&v1));
     let mut app = App::new(demo_conf(), 77);
@@ -406,8 +409,11 @@ fn a_schema_2_guest_serves_schema_1_records_and_rollback_is_refused() {
     let s = Session::start(&c.front, &disclosure());
     let request = app.connect(&s.u).json()["request"].clone();
     let ct = s.u.rsplit('/').next().unwrap().to_owned();
-    let record = c.redis.cli(&["GET", &format!("session:{ct}")]);
-    assert!(record.contains(r#""schema":1"#) && record.contains("last_active_ms"));
+    let shown = session_show(&c.flags, &s.token);
+    assert_eq!(shown["clientToken"], ct.as_str());
+    assert_eq!(shown["status"], "CONNECTED");
+    let record = &shown["record"];
+    assert!(record["v"] == 3 && record["t"].is_number(), "{shown}");
 
     let (ok, out) = guest_cli(
         &c,
@@ -419,28 +425,30 @@ fn a_schema_2_guest_serves_schema_1_records_and_rollback_is_refused() {
     assert!(ok, "{out}");
     until_all_run(&urls, &hash(&v2));
 
-    // v2 reads the schema-1 record, finishes the session and writes schema 2.
+    // v2 reads the schema-3 record, finishes the session and writes schema 4.
     let a = app.respond(&s.u, &request);
     assert_eq!(a.json(), json!({"proofStatus": "VALID"}), "{}", a.body);
-    let record = c.redis.cli(&["GET", &format!("session:{ct}")]);
+    let shown = session_show(&c.flags, &ct);
+    let record = &shown["record"];
     assert!(
-        record.contains(r#""schema":2"#) && record.contains("activeMs"),
-        "{record}"
+        record["v"] == 4 && record["a"].is_number() && record.get("t").is_none(),
+        "{shown}"
     );
+    assert_eq!(shown["status"], "DONE");
     assert_eq!(s.result()["disclosed"][0][0]["rawvalue"], "s1");
     let s2 = Session::start(&c.front, &disclosure());
     assert_eq!(app.run(&s2.u).json(), json!({"proofStatus": "VALID"}));
 
-    // Back to v1 would strand schema-2 records: refused, and v2 keeps serving.
+    // Back to v1 would strand schema-4 records: refused, and v2 keeps serving.
     let (ok, out) = guest_cli(&c, &["rollback"]);
-    assert!(!ok && out.contains("cannot read record schema 2"), "{out}");
+    assert!(!ok && out.contains("cannot read record schema 4"), "{out}");
     let (_, out) = guest_cli(&c, &["status"]);
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["active"], hash(&v2));
-    assert_eq!(status["schemas"]["2"], "live");
+    assert_eq!(status["schemas"]["4"], "live");
     assert!(
-        status["schemas"]["1"].is_number(),
-        "schema 1 kept until its records expire: {status}"
+        status["schemas"]["3"].is_number(),
+        "schema 3 kept until its records expire: {status}"
     );
     for u in &urls {
         assert_eq!(active_hash(u), hash(&v2));
@@ -451,7 +459,7 @@ fn a_schema_2_guest_serves_schema_1_records_and_rollback_is_refused() {
 fn memory_mode_follows_the_guest_file() {
     let dir = tempfile::tempdir().unwrap();
     let v1 = std::fs::read(guest()).unwrap();
-    let v2 = variant("schema2");
+    let v2 = variant("next-schema");
     let file = write(dir.path(), "guest.wasm", &v1);
     let cache = dir.path().join("cache");
     // The same server, started again later.

@@ -194,9 +194,5 @@ no_email: true
     assert_eq!(a.status, 404);
     // And the sessions are in Redis.
     let ct = s.u.rsplit('/').next().unwrap();
-    assert!(
-        redis
-            .cli(&["GET", &format!("status:{ct}")])
-            .contains("DONE")
-    );
+    assert!(redis.summary(&format!("session:{ct}")).contains("DONE"));
 }

@@ -17,10 +17,10 @@ use irma_tests::wallet::App;
 use irma_tests::{Session, eventually, guest_command, post_json};
 use serde_json::json;
 
-/// The `status:` key of a session and its hash slot.
-fn status_key(c: &Cluster<RedisCluster>, s: &Session) -> (String, u16) {
+/// The `session:` key of a session and its hash slot.
+fn session_key(c: &Cluster<RedisCluster>, s: &Session) -> (String, u16) {
     let ct = s.u.rsplit('/').next().unwrap();
-    let key = format!("status:{}{ct}", Shards::cluster().tag_of(ct));
+    let key = format!("session:{}{ct}", Shards::cluster().tag_of(ct));
     let slot = c.redis.keyslot(&key);
     (key, slot)
 }
@@ -100,7 +100,7 @@ fn sessions_spread_over_every_master_and_survive_a_master_failover() {
     let connected = Session::start(&c.front, &disclosure());
     let conn = app.connect(&connected.u);
     assert_eq!(conn.status, 200, "{}", conn.body);
-    let (_, slot) = status_key(&c, &connected);
+    let (_, slot) = session_key(&c, &connected);
     let old = c.redis.owner(slot);
     let load = Load::start(&c.front);
     std::thread::sleep(Duration::from_millis(300));
@@ -160,7 +160,7 @@ fn a_slot_moved_to_another_master_under_load_takes_its_sessions_along() {
     let connected = Session::start(&c.front, &disclosure());
     let conn = app.connect(&connected.u);
     assert_eq!(conn.status, 200, "{}", conn.body);
-    let (key, slot) = status_key(&c, &connected);
+    let (key, slot) = session_key(&c, &connected);
     let from = c.redis.owner(slot);
     let to = c
         .redis

@@ -13,12 +13,12 @@ use irma_tests::wallet::{APP_AUTH, App};
 use irma_tests::{Answer, PATIENCE, Schemes, Server, Session, eventually, get, http, subscribe};
 use serde_json::{Value, json};
 
-/// The Redis keys of a session: `(token:<rt> value, status:<ct> value)`.
+/// The Redis keys of a session: `(token:<rt> value, session:<ct> summary line)`.
 fn redis_entries(redis: &Redis, s: &Session) -> (String, String) {
     let ct = s.u.rsplit('/').next().unwrap().to_owned();
     let token = redis.cli(&["GET", &format!("token:{}", s.token)]);
     assert_eq!(token, ct, "token:<rt> holds the client token");
-    (token, redis.cli(&["GET", &format!("status:{ct}")]))
+    (token, redis.summary(&format!("session:{ct}")))
 }
 
 #[test]
@@ -495,7 +495,14 @@ fn key_prefixes_and_database() {
     );
     let got = redis.cli(&["-n", "2", "GET", &format!("default:token:{}", s.token)]);
     assert_eq!(got, ct);
-    let status = redis.cli(&["-n", "2", "GET", &format!("default:status:{ct}")]);
+    let status = redis.cli(&[
+        "-n",
+        "2",
+        "GETRANGE",
+        &format!("default:session:{ct}"),
+        "0",
+        "40",
+    ]);
     assert!(status.starts_with("1 INITIALIZED "), "{status}");
     assert_eq!(s.status(), "INITIALIZED");
 }

@@ -16,7 +16,8 @@ use crate::errors::ErrorBody;
 use crate::request::{DISCLOSURE_V2, ISSUANCE_V2, SIGNATURE_V2};
 
 /// A schema-3 record. Keys: `v` schema, `rt`/`ct`/`fa`/`ca` the tokens, `s` status and `k`
-/// kind (numbers, in declaration order), `rq` the request, `cx` a non-standard `@context`,
+/// kind (numbers, in declaration order), `rq` the request, `cx` a non-standard `@context`
+/// (`""`: none),
 /// `va` result-JWT validity, `to` connect timeout, `cb` callback URL, `pm`/`pc` pairing
 /// method and code, `pv` protocol version, `t` last activity (Unix ms; `a` in the test
 /// schema 4), `r` the result, `c` the cached answer, `q` the requestor, `nu` the next-session
@@ -145,9 +146,13 @@ fn bare_result(rec: &SessionRecord) -> SessionResult {
 
 pub(super) fn encode(rec: &SessionRecord, schema: u32) -> Vec<u8> {
     let mut rq = rec.request.clone();
-    let cx = rq
-        .remove("@context")
-        .filter(|c| c.as_str() != Some(standard_context(rec.kind)));
+    // Absent: the standard one; "": none at all (never so in a validated request; not null,
+    // which reads back as absent).
+    let cx = match rq.remove("@context") {
+        Some(c) if c.as_str() == Some(standard_context(rec.kind)) => None,
+        Some(c) => Some(c),
+        None => Some(Value::from("")),
+    };
     let r = (rec.result != bare_result(rec)).then(|| {
         let res = &rec.result;
         StoredResult {
@@ -224,10 +229,15 @@ pub(super) fn decode(stored: Stored) -> Result<SessionRecord, String> {
     let kind = kind_from(stored.k)?;
     let status = status_from(stored.s)?;
     let mut request = stored.rq;
-    let context = stored
-        .cx
-        .unwrap_or_else(|| Value::from(standard_context(kind)));
-    request.insert("@context".into(), context);
+    match stored.cx {
+        None => {
+            request.insert("@context".into(), standard_context(kind).into());
+        }
+        Some(Value::String(c)) if c.is_empty() => {}
+        Some(c) => {
+            request.insert("@context".into(), c);
+        }
+    }
     let mut rec = SessionRecord {
         schema: super::SCHEMA,
         rt: stored.rt,

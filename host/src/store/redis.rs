@@ -1,21 +1,21 @@
 //! The shared store: sessions in Redis, so any number of replicas can serve any session and a
 //! replica that dies loses nothing.
 //!
-//! Three keys per session, all with the same TTL (the guest's `keep_secs`), names as the
-//! reference server has them (irma-server.md §4.1), under an optional prefix:
+//! Two keys per session, with the same TTL (the guest's `keep_secs`), names as the reference
+//! server has them (irma-server.md §4.1), under an optional prefix:
 //!
 //! | key | value |
 //! |---|---|
 //! | `token:<rt>` | the client token `ct` |
-//! | `session:<ct>` | the record, as the guest wrote it |
-//! | `status:<ct>` | `<version> [<PREVIOUS>>]<STATUS> <lapses-at-ms or -> <rt>`: the summary status polls read |
+//! | `session:<ct>` | a summary line, `<version> [<PREVIOUS>>]<STATUS> <lapses-at-ms or -> <rt>\n`, then the record as the guest wrote it |
 //!
-//! The status before the current one (`PREVIOUS>`) was added in December 2026; older replicas
-//! read such values as corrupt, so mixed old and new replicas do not share a Redis.
+//! Status polls read only the summary line (`GETRANGE`), never the record. Each key costs Redis
+//! about 70 bytes of its own, so the summary shares the record's key (until December 2026 it
+//! had a `status:<ct>` key of its own; replicas of either layout do not share a Redis).
 //!
-//! Every write is one Lua script that compares the version in `status:<ct>` and writes the
+//! Every write is one Lua script that compares the version in the summary and writes the
 //! session's keys, so two replicas racing on one session cannot both win (the loser reloads and
-//! reruns its transition). Reads are plain `GET`/`MGET` and never write. Status changes are
+//! reruns its transition). Reads are plain `GET`/`GETRANGE` and never write. Status changes are
 //! published on one channel, `<prefix>statusevents`, that every replica subscribes to.
 //!
 //! Work that must happen even if no request comes, committed by the same script:
@@ -39,8 +39,8 @@
 //!
 //! With `--redis-encryption-key-file`, `session:<ct>` and `outbox:<id>` values (everything that
 //! holds attribute values, nonces, requests or results) are sealed ([`sealing`]). What stays
-//! plain holds nothing personal and is what the hot paths read without the guest: `status:<ct>`
-//! (version, statuses, lapse time, requestor token), `token:<rt>`, the `wakeups` and `outbox`
+//! plain holds nothing personal and is what the hot paths read without the guest: the summary
+//! line of `session:<ct>` (version, statuses, lapse time, requestor token), `token:<rt>`, the `wakeups` and `outbox`
 //! sets (tokens and times), status events (client token and status) and guest components.
 
 use std::future::Future;
@@ -175,30 +175,28 @@ impl std::fmt::Debug for RedisOptions {
     }
 }
 
-/// Compare-and-swap. KEYS: session, status, wakeups, outbox, then `outbox:<id>` of each
-/// delivery, then (on one node; in a cluster it lives in another slot) `token:<rt>`. ARGV:
-/// expected version, record, the summary (`[<PREVIOUS>>]<STATUS> <lapse>`), TTL in ms, rt, ct,
-/// wake-up time in ms or `-`, the number of deliveries, then id, due time (ms) and payload of
-/// each. Returns 1 if written, 0 if the version moved on or the session is gone.
+/// Compare-and-swap. KEYS: session, wakeups, outbox, then `outbox:<id>` of each delivery,
+/// then (on one node; in a cluster it lives in another slot) `token:<rt>`. ARGV: expected
+/// version, record, the summary (`[<PREVIOUS>>]<STATUS> <lapse>`), TTL in ms, rt, ct, wake-up
+/// time in ms or `-`, the number of deliveries, then id, due time (ms) and payload of each.
+/// Returns 1 if written, 0 if the version moved on or the session is gone.
 const SAVE: &str = r#"
-local cur = redis.call('GET', KEYS[2])
-if not cur then return 0 end
+local cur = redis.call('GETRANGE', KEYS[1], 0, 23)
 local v = string.match(cur, '^(%d+) ')
 if v ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
-redis.call('SET', KEYS[2], (tonumber(v) + 1) .. ' ' .. ARGV[3] .. ' ' .. ARGV[5], 'PX', ARGV[4])
+redis.call('SET', KEYS[1], (tonumber(v) + 1) .. ' ' .. ARGV[3] .. ' ' .. ARGV[5] .. '\n' .. ARGV[2], 'PX', ARGV[4])
 if ARGV[7] == '-' then
-  redis.call('ZREM', KEYS[3], ARGV[6])
+  redis.call('ZREM', KEYS[2], ARGV[6])
 else
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[6])
 end
 local n = tonumber(ARGV[8])
 for i = 1, n do
   local at = 9 + 3 * (i - 1)
-  redis.call('SET', KEYS[4 + i], ARGV[at + 2], 'PX', 86400000)
-  redis.call('ZADD', KEYS[4], ARGV[at + 1], ARGV[at])
+  redis.call('SET', KEYS[3 + i], ARGV[at + 2], 'PX', 86400000)
+  redis.call('ZADD', KEYS[3], ARGV[at + 1], ARGV[at])
 end
-if #KEYS > 4 + n then
+if #KEYS > 3 + n then
   redis.call('PEXPIRE', KEYS[#KEYS], ARGV[4])
 end
 return 1
@@ -213,6 +211,10 @@ for _, m in ipairs(due) do
 end
 return due
 "#;
+
+/// The summary line is at most this long (version, two statuses, a time, the requestor token):
+/// status polls read this much of a session's value.
+const SUMMARY_MAX: usize = 128;
 
 /// How long an undelivered callback is kept at most.
 const OUTBOX_KEEP_MS: u64 = 86_400_000;
@@ -388,10 +390,9 @@ impl RedisStore {
         format!("{}token:{rt}", self.prefix)
     }
 
-    /// `<prefix><kind>:<tag><ct>` (`session`, `status`): every key of a session shares its
-    /// shard's tag.
-    fn key(&self, kind: &str, ct: &str) -> String {
-        format!("{}{kind}:{}{ct}", self.prefix, self.shards.tag_of(ct))
+    /// `<prefix>session:<tag><ct>`: carries its shard's tag, as the shard's sets do.
+    fn session_key(&self, ct: &str) -> String {
+        format!("{}session:{}{ct}", self.prefix, self.shards.tag_of(ct))
     }
 
     /// `<prefix><name><tag>`: a shard's `wakeups` or `outbox` set.
@@ -495,6 +496,23 @@ fn summary_value(s: &Summary) -> String {
     }
 }
 
+/// The summary line at the start of a session's value (without its newline).
+fn summary_line(value: &[u8]) -> Result<&str, StoreError> {
+    // Nothing of the value in the error: it may hold tokens.
+    let corrupt = || {
+        StoreError::Corrupt(
+            "a session value without a summary line (from a replica of the layout before \
+             December 2026?)"
+                .into(),
+        )
+    };
+    let end = value[..value.len().min(SUMMARY_MAX)]
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or_else(corrupt)?;
+    std::str::from_utf8(&value[..end]).map_err(|_| corrupt())
+}
+
 /// Parses `<version> [<PREVIOUS>>]<STATUS> <lapse> <rt>`.
 fn parse_status(value: &str) -> Result<(u64, Summary, String), StoreError> {
     let corrupt = || StoreError::Corrupt(format!("status entry {value:?}"));
@@ -537,7 +555,9 @@ impl SessionStore for RedisStore {
     async fn create(&self, rt: &str, ct: &str, write: Write) -> Result<(), StoreError> {
         let ttl = ttl_ms(write.keep_secs);
         let expiring = || redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl));
-        let status = format!("1 {} {rt}", summary_value(&write.summary));
+        let key = self.session_key(ct);
+        let mut value = format!("1 {} {rt}\n", summary_value(&write.summary)).into_bytes();
+        value.extend(self.seal(&key, write.record));
         let tag = self.shards.tag_of(ct);
         // The session's keys and its shard's sets: one slot, one transaction.
         let mut pipe = redis::pipe();
@@ -548,14 +568,7 @@ impl SessionStore for RedisStore {
         for d in &write.outbox {
             self.add_delivery(&mut pipe, d, d.created_ms);
         }
-        pipe.set_options(
-            self.key("session", ct),
-            self.seal(&self.key("session", ct), write.record),
-            expiring(),
-        )
-        .ignore()
-        .set_options(self.key("status", ct), status, expiring())
-        .ignore();
+        pipe.set_options(key, value, expiring()).ignore();
         // The token: in the same transaction on one node; in a cluster afterwards (another
         // slot). If that fails the requestor never learns of the session, which expires.
         let mut token = redis::cmd("SET");
@@ -585,15 +598,15 @@ impl SessionStore for RedisStore {
         let Some(ct) = self.client_token(token).await? else {
             return Ok(None);
         };
-        let keys = &[self.key("session", &ct), self.key("status", &ct)];
-        let (record, status): (Option<Vec<u8>>, Option<String>) =
-            self.run(|mut c| async move { c.mget(keys).await }).await?;
-        let (Some(record), Some(status)) = (record, status) else {
+        let key = &self.session_key(&ct);
+        let value: Option<Vec<u8>> = self.run(|mut c| async move { c.get(key).await }).await?;
+        let Some(mut value) = value else {
             return Ok(None);
         };
-        let (version, summary, rt) = parse_status(&status)?;
+        let (version, summary, rt) = parse_status(summary_line(&value)?)?;
+        let record = value.split_off(value.iter().position(|b| *b == b'\n').expect("read") + 1);
         let record = self
-            .open(&self.key("session", &ct), record)
+            .open(key, record)
             .map_err(|e| StoreError::Corrupt(format!("session record: {e}")))?;
         Ok(Some(Loaded {
             ct,
@@ -607,8 +620,7 @@ impl SessionStore for RedisStore {
     async fn save(&self, loaded: &Loaded, write: Write) -> Result<Saved, StoreError> {
         let tag = self.shards.tag_of(&loaded.ct);
         let mut keys = vec![
-            self.key("session", &loaded.ct),
-            self.key("status", &loaded.ct),
+            self.session_key(&loaded.ct),
             self.set_key("wakeups", &tag),
             self.set_key("outbox", &tag),
         ];
@@ -684,12 +696,14 @@ impl SessionStore for RedisStore {
         let Some(ct) = self.client_token(token).await? else {
             return Ok(None);
         };
-        let key = &self.key("status", &ct);
-        let status: Option<String> = self.run(|mut c| async move { c.get(key).await }).await?;
-        match status {
-            None => Ok(None),
-            Some(s) => Ok(Some((ct, parse_status(&s)?.1))),
+        let key = &self.session_key(&ct);
+        let head: Vec<u8> = self
+            .run(|mut c| async move { c.getrange(key, 0, SUMMARY_MAX as isize - 1).await })
+            .await?;
+        if head.is_empty() {
+            return Ok(None);
         }
+        Ok(Some((ct, parse_status(summary_line(&head)?)?.1)))
     }
 
     async fn announce(&self, event: StatusEvent) {
@@ -911,6 +925,18 @@ mod tests {
             Some(SessionStatus::Done)
         );
         assert!(parse_event("ct").is_none());
+    }
+
+    #[test]
+    fn the_summary_line_is_found_only_where_polls_read() {
+        let value = b"3 DONE - rt\n\x00SL1sealed record\nwith newlines";
+        assert_eq!(summary_line(value).unwrap(), "3 DONE - rt");
+        // A value of the old layout (a bare JSON record), or a line past what polls read.
+        assert!(summary_line(br#"{"schema":1,"rt":"x"}"#).is_err());
+        let mut long = vec![b'1'; SUMMARY_MAX];
+        long.push(b'\n');
+        assert!(summary_line(&long).is_err());
+        assert!(summary_line(b"").is_err());
     }
 
     #[test]
