@@ -136,4 +136,19 @@ fn records_of_unknown_schemas_and_garbage_are_refused() {
     for garbage in [&b""[..], b"\xff\x00", b"{not json", b"\xa1\x61v\x03"] {
         assert!(SessionRecord::decode(garbage).is_err(), "{garbage:?}");
     }
+    // A record of this schema cut short, with a byte after its end, or with a key this guest
+    // does not know (it would drop it on the next write): refused, never half read.
+    let good = rec.encode();
+    for cut in [1, good.len() / 2, good.len() - 1] {
+        assert!(SessionRecord::decode(&good[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut longer = good.clone();
+    longer.push(0);
+    assert!(SessionRecord::decode(&longer).is_err());
+    let mut value: ciborium::Value = ciborium::from_reader(&good[..]).unwrap();
+    value.as_map_mut().unwrap().push(("zz".into(), 1.into()));
+    let mut extra = Vec::new();
+    ciborium::into_writer(&value, &mut extra).unwrap();
+    let e = SessionRecord::decode(&extra).unwrap_err();
+    assert!(e.contains("zz"), "{e}");
 }

@@ -298,18 +298,19 @@ pub fn fails_to_start(schemes: Schemes, extra: &[&str]) -> String {
 /// `irma-server <flags> -q guest <args>` (the guest registry's commands, `keygen`, `sign`):
 /// whether it succeeded, and its standard output then standard error.
 pub fn guest_command(flags: &[String], args: &[&str]) -> (bool, String) {
-    server_command(flags, &[&["guest"], args].concat())
+    let (ok, out, err) = server_command(flags, &[&["guest"], args].concat());
+    (ok, format!("{out}{err}"))
 }
 
 /// `irma-server <flags> session show <token>`: the stored session as the tool prints it.
 pub fn session_show(flags: &[String], token: &str) -> Value {
-    let (ok, out) = server_command(flags, &["session", "show", token]);
-    assert!(ok, "{out}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    let (ok, out, err) = server_command(flags, &["session", "show", token]);
+    assert!(ok, "{out}{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"))
 }
 
-/// Runs `irma-server <flags> -q <args>`; whether it succeeded, and its output.
-fn server_command(flags: &[String], args: &[&str]) -> (bool, String) {
+/// Runs `irma-server <flags> -q <args>`; whether it succeeded, its stdout and its stderr.
+fn server_command(flags: &[String], args: &[&str]) -> (bool, String, String) {
     let mut cmd = Command::new(server_binary());
     cmd.args(flags)
         .arg("-q")
@@ -319,11 +320,8 @@ fn server_command(flags: &[String], args: &[&str]) -> (bool, String) {
     let out = process::spawn(cmd).unwrap().wait_with_output().unwrap();
     (
         out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 

@@ -5,7 +5,7 @@
 //! Guest versions: the default build (v1, schema 3); v1 with an extra custom section (same
 //! logic, another hash); `--features next-schema` (v2, schema 4); `--features
 //! broken-self-check`; garbage.
-//! `just guest-variants` (part of `just test`) builds the variants into `target/guest/`.
+//! `just guest-variants` (part of `just test`) builds the variants into `target/guest-variants/`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -23,6 +23,7 @@ use crate::request::{DISCLOSURE_V2, ISSUANCE_V2, SIGNATURE_V2};
 /// schema 4), `r` the result, `c` the cached answer, `q` the requestor, `nu` the next-session
 /// URL, `id` implicit disclosures, `nx` the next session's pointer, `aw` awaiting it.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Stored {
     v: u32,
     rt: String,
@@ -68,6 +69,7 @@ pub(super) struct Stored {
 /// `s`/`k` as above, `ps` proof status, `d` disclosed, `sg` signature, `e` error, `n` the next
 /// session's requestor token.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StoredResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tk: Option<String>,
@@ -206,9 +208,16 @@ pub(super) fn schema_of(bytes: &[u8]) -> Result<u32, String> {
     Ok(probe.v)
 }
 
-/// Reads a CBOR record (a schema-4 record in the `next-schema` build, schema 3 otherwise).
+/// Reads a CBOR record (a schema-4 record in the `next-schema` build, schema 3 otherwise):
+/// one item, with no key it does not know (a key it would drop on the next write) and nothing
+/// after it.
 pub(super) fn read(bytes: &[u8]) -> Result<Stored, String> {
-    ciborium::from_reader(bytes).map_err(|e| format!("record: {e}"))
+    let mut rest = bytes;
+    let stored = ciborium::from_reader(&mut rest).map_err(|e| format!("record: {e}"))?;
+    if !rest.is_empty() {
+        return Err("record: bytes after its end".into());
+    }
+    Ok(stored)
 }
 
 /// Schema 3 → 4 (the `next-schema` test build): the activity key `t` becomes `a`.
@@ -223,6 +232,12 @@ pub(super) fn read_schema_3(bytes: &[u8]) -> Result<Stored, String> {
         }
     }
     v.deserialized().map_err(|e| format!("record: {e}"))
+}
+
+impl Stored {
+    pub(super) fn schema(&self) -> u32 {
+        self.v
+    }
 }
 
 pub(super) fn decode(stored: Stored) -> Result<SessionRecord, String> {

@@ -177,22 +177,23 @@ impl std::fmt::Debug for RedisOptions {
 
 /// Compare-and-swap. KEYS: session, wakeups, outbox, then `outbox:<id>` of each delivery,
 /// then (on one node; in a cluster it lives in another slot) `token:<rt>`. ARGV: expected
-/// version, record, the summary (`[<PREVIOUS>>]<STATUS> <lapse>`), TTL in ms, rt, ct, wake-up
-/// time in ms or `-`, the number of deliveries, then id, due time (ms) and payload of each.
-/// Returns 1 if written, 0 if the version moved on or the session is gone.
+/// version, record, the new summary line (with the next version, computed by the caller: Lua's
+/// numbers are doubles), TTL in ms, ct, wake-up time in ms or `-`, the number of deliveries,
+/// then id, due time (ms) and payload of each. Returns 1 if written, 0 if the version moved on
+/// or the session is gone.
 const SAVE: &str = r#"
 local cur = redis.call('GETRANGE', KEYS[1], 0, 23)
 local v = string.match(cur, '^(%d+) ')
 if v ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], (tonumber(v) + 1) .. ' ' .. ARGV[3] .. ' ' .. ARGV[5] .. '\n' .. ARGV[2], 'PX', ARGV[4])
-if ARGV[7] == '-' then
-  redis.call('ZREM', KEYS[2], ARGV[6])
+redis.call('SET', KEYS[1], ARGV[3] .. ARGV[2], 'PX', ARGV[4])
+if ARGV[6] == '-' then
+  redis.call('ZREM', KEYS[2], ARGV[5])
 else
-  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[6])
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
 end
-local n = tonumber(ARGV[8])
+local n = tonumber(ARGV[7])
 for i = 1, n do
-  local at = 9 + 3 * (i - 1)
+  local at = 8 + 3 * (i - 1)
   redis.call('SET', KEYS[3 + i], ARGV[at + 2], 'PX', 86400000)
   redis.call('ZADD', KEYS[3], ARGV[at + 1], ARGV[at])
 end
@@ -242,7 +243,7 @@ pub struct RedisStore {
 }
 
 /// Requestor token → client token, remembered: the pair never changes while a session lives
-/// (both are random and unique), so a requestor's status poll costs one `GET`, not two. Two
+/// (both are random and unique), so a requestor's status poll costs one read, not two. Two
 /// generations bound its size: when the young one is full the old one is dropped.
 #[derive(Default)]
 struct TokenCache {
@@ -496,8 +497,19 @@ fn summary_value(s: &Summary) -> String {
     }
 }
 
-/// The summary line at the start of a session's value (without its newline).
-fn summary_line(value: &[u8]) -> Result<&str, StoreError> {
+/// What the summary line says: `<version> [<PREVIOUS>>]<STATUS> <lapse> <rt>` and a newline.
+fn summary_line_of(version: u64, summary: &Summary, rt: &str) -> String {
+    format!("{version} {} {rt}\n", summary_value(summary))
+}
+
+/// Tokens as the guest makes them (20 letters and digits), with room to spare.
+fn plain_token(t: &str) -> bool {
+    (1..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The summary line at the start of a session's value (without its newline), and where the
+/// record starts.
+fn summary_line(value: &[u8]) -> Result<(&str, usize), StoreError> {
     // Nothing of the value in the error: it may hold tokens.
     let corrupt = || {
         StoreError::Corrupt(
@@ -510,12 +522,14 @@ fn summary_line(value: &[u8]) -> Result<&str, StoreError> {
         .iter()
         .position(|b| *b == b'\n')
         .ok_or_else(corrupt)?;
-    std::str::from_utf8(&value[..end]).map_err(|_| corrupt())
+    let line = std::str::from_utf8(&value[..end]).map_err(|_| corrupt())?;
+    Ok((line, end + 1))
 }
 
 /// Parses `<version> [<PREVIOUS>>]<STATUS> <lapse> <rt>`.
 fn parse_status(value: &str) -> Result<(u64, Summary, String), StoreError> {
-    let corrupt = || StoreError::Corrupt(format!("status entry {value:?}"));
+    // Nothing of the value in the error (it reaches logs and answers): it holds a token.
+    let corrupt = || StoreError::Corrupt("an unreadable session summary line".into());
     let mut parts = value.split(' ');
     let (Some(v), Some(s), Some(l), Some(rt), None) = (
         parts.next(),
@@ -526,6 +540,11 @@ fn parse_status(value: &str) -> Result<(u64, Summary, String), StoreError> {
     ) else {
         return Err(corrupt());
     };
+    // Digits only, as the compare-and-swap script compares them (no `+`, no leading zero).
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) || (v.len() > 1 && v.starts_with('0'))
+    {
+        return Err(corrupt());
+    }
     let version = v.parse().map_err(|_| corrupt())?;
     let (previous, status) = match s.split_once('>') {
         Some((p, s)) => (Some(status_from_name(p).ok_or_else(corrupt)?), s),
@@ -555,8 +574,14 @@ impl SessionStore for RedisStore {
     async fn create(&self, rt: &str, ct: &str, write: Write) -> Result<(), StoreError> {
         let ttl = ttl_ms(write.keep_secs);
         let expiring = || redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl));
+        if !plain_token(rt) || !plain_token(ct) {
+            // They go into the summary line, which a space or newline would break.
+            return Err(StoreError::Corrupt(
+                "the guest made a token that is not 1 to 64 letters and digits".into(),
+            ));
+        }
         let key = self.session_key(ct);
-        let mut value = format!("1 {} {rt}\n", summary_value(&write.summary)).into_bytes();
+        let mut value = summary_line_of(1, &write.summary, rt).into_bytes();
         value.extend(self.seal(&key, write.record));
         let tag = self.shards.tag_of(ct);
         // The session's keys and its shard's sets: one slot, one transaction.
@@ -603,8 +628,9 @@ impl SessionStore for RedisStore {
         let Some(mut value) = value else {
             return Ok(None);
         };
-        let (version, summary, rt) = parse_status(summary_line(&value)?)?;
-        let record = value.split_off(value.iter().position(|b| *b == b'\n').expect("read") + 1);
+        let (line, record_at) = summary_line(&value)?;
+        let (version, summary, rt) = parse_status(line)?;
+        let record = value.split_off(record_at);
         let record = self
             .open(key, record)
             .map_err(|e| StoreError::Corrupt(format!("session record: {e}")))?;
@@ -637,9 +663,8 @@ impl SessionStore for RedisStore {
         let mut args: Vec<Vec<u8>> = vec![
             loaded.version.to_string().into_bytes(),
             self.seal(&keys[0], write.record),
-            summary_value(&write.summary).into_bytes(),
+            summary_line_of(loaded.version + 1, &write.summary, &loaded.rt).into_bytes(),
             ttl_ms(write.keep_secs).to_string().into_bytes(),
-            loaded.rt.clone().into_bytes(),
             loaded.ct.clone().into_bytes(),
             write
                 .wake_at_ms
@@ -703,7 +728,7 @@ impl SessionStore for RedisStore {
         if head.is_empty() {
             return Ok(None);
         }
-        Ok(Some((ct, parse_status(summary_line(&head)?)?.1)))
+        Ok(Some((ct, parse_status(summary_line(&head)?.0)?.1)))
     }
 
     async fn announce(&self, event: StatusEvent) {
@@ -917,6 +942,8 @@ mod tests {
             "1 DONE> - rt",
             "1 DONE x rt",
             "1 DONE - rt more",
+            "+1 DONE - rt",
+            "01 DONE - rt",
         ] {
             assert!(parse_status(bad).is_err(), "{bad:?}");
         }
@@ -930,13 +957,18 @@ mod tests {
     #[test]
     fn the_summary_line_is_found_only_where_polls_read() {
         let value = b"3 DONE - rt\n\x00SL1sealed record\nwith newlines";
-        assert_eq!(summary_line(value).unwrap(), "3 DONE - rt");
+        assert_eq!(summary_line(value).unwrap(), ("3 DONE - rt", 12));
         // A value of the old layout (a bare JSON record), or a line past what polls read.
         assert!(summary_line(br#"{"schema":1,"rt":"x"}"#).is_err());
         let mut long = vec![b'1'; SUMMARY_MAX];
         long.push(b'\n');
         assert!(summary_line(&long).is_err());
         assert!(summary_line(b"").is_err());
+        // What may go into it as tokens.
+        assert!(plain_token("T6CoGdu2YHe2Hh67BPjd"));
+        for bad in ["", "a b", "a\nb", "ä", &"x".repeat(65)] {
+            assert!(!plain_token(bad), "{bad:?}");
+        }
     }
 
     #[test]
