@@ -139,16 +139,7 @@ pub(crate) fn new_session(
         pairing_code: None,
         protocol_version: None,
         last_active_ms: ctx.now_ms,
-        result: SessionResult {
-            token: rt.clone(),
-            status: Status::Initialized,
-            kind,
-            proof_status: None,
-            disclosed: None,
-            signature: None,
-            error: None,
-            next_session: None,
-        },
+        result: SessionResult::new(rt.clone(), Status::Initialized, kind),
         cache: None,
         requestor: requestor.into(),
         next_session_url: parsed.next_session_url,
@@ -197,16 +188,7 @@ pub fn self_check(ctx: &mut Ctx) -> Result<(), String> {
         pairing_code: None,
         protocol_version: None,
         last_active_ms: ctx.now_ms,
-        result: SessionResult {
-            token: rt,
-            status: Status::Initialized,
-            kind: Kind::Disclosing,
-            proof_status: None,
-            disclosed: None,
-            signature: None,
-            error: None,
-            next_session: None,
-        },
+        result: SessionResult::new(rt, Status::Initialized, Kind::Disclosing),
         cache: None,
         requestor: String::new(),
         next_session_url: None,
@@ -422,14 +404,8 @@ fn cancel(rec: &mut SessionRecord, ctx: &Ctx, error: Option<&IrmaError>) {
     rec.status = Status::Cancelled;
     rec.last_active_ms = ctx.now_ms;
     rec.result = SessionResult {
-        token: rec.rt.clone(),
-        status: Status::Cancelled,
-        kind: rec.kind,
-        proof_status: None,
-        disclosed: None,
-        signature: None,
         error: error.map(IrmaError::body),
-        next_session: None,
+        ..SessionResult::new(rec.rt.clone(), Status::Cancelled, rec.kind)
     };
 }
 

@@ -1,33 +1,18 @@
 //! The stored record: compact CBOR (schema 3) that reads back as written in every state, the
 //! JSON records of schema 1 still read, and what no guest wrote refused.
 
-use irma_guest::permissions::AllowAll;
+mod common;
+
 use irma_guest::record::{SCHEMA, SessionRecord};
-use irma_guest::session::{self, Ctx};
+use irma_guest::session;
 use irma_guest::{Config, ConnectRequest, Event, Status};
-use irma_idemix::{Configuration, LoadOptions};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+
+use common::{conf, ctx};
 
 const T0: i64 = 1_795_813_034_000;
 
 const DISCLOSURE: &str = r#"{"@context":"https://irma.app/ld/request/disclosure/v2","disclose":[[["stateless-demo.University.studentCard.studentID"]]]}"#;
 const EXTENDED: &str = r#"{"request":{"@context":"https://irma.app/ld/request/signature/v2","message":"hi","disclose":[[["stateless-demo.University.studentCard.studentID"]]]},"callbackUrl":"http://127.0.0.1:1/cb","validity":60,"timeout":30}"#;
-
-fn conf() -> Configuration {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../host/demo");
-    Configuration::load(&root.join("irma_configuration"), LoadOptions::default()).unwrap()
-}
-
-fn ctx<'a>(now_ms: i64, config: &'a Config, keys: &'a Configuration) -> Ctx<'a> {
-    Ctx {
-        now_ms,
-        rng: ChaCha20Rng::seed_from_u64(now_ms as u64),
-        config,
-        keys,
-        requestors: &AllowAll,
-    }
-}
 
 fn reads_back(bytes: &[u8]) -> SessionRecord {
     let rec = SessionRecord::decode(bytes).unwrap();

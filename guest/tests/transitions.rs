@@ -1,30 +1,16 @@
 //! The state machine natively, with the clock pinned: lifetimes, the response cache's 10 s
 //! window, and what the store is told to keep.
 
-use irma_guest::permissions::AllowAll;
-use irma_guest::session::{self, Ctx};
+mod common;
+
+use irma_guest::session;
 use irma_guest::{AppRequest, Config, ConnectRequest, Event, Outcome, Status};
 use irma_idemix::{Configuration, LoadOptions};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+
+use common::{conf, ctx};
 use serde_json::Value;
 
 const T0: i64 = 1_795_813_034_000;
-
-fn conf() -> Configuration {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../host/demo");
-    Configuration::load(&root.join("irma_configuration"), LoadOptions::default()).unwrap()
-}
-
-fn ctx<'a>(now_ms: i64, config: &'a Config, keys: &'a Configuration) -> Ctx<'a> {
-    Ctx {
-        now_ms,
-        rng: ChaCha20Rng::seed_from_u64(now_ms as u64),
-        config,
-        keys,
-        requestors: &AllowAll,
-    }
-}
 
 /// Starts a session; returns its record and how long the store must keep it.
 fn start_keep(request: &str, config: &Config, keys: &Configuration) -> (Vec<u8>, u32) {

@@ -53,6 +53,9 @@ fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<RustlsConfig> {
 /// second signal; then the listeners stop accepting, event streams end, and what is in flight
 /// gets 10 s to finish.
 pub async fn serve(listeners: Vec<Listener>, drain: Arc<Drain>, grace: Duration) -> Result<()> {
+    // Installed before anything is served: a SIGTERM that came before the handlers would kill
+    // the process outright (resetting the connections it had accepted) instead of draining it.
+    let mut stop = StopSignals::install()?;
     let handle = Handle::new();
     let mut bound = Vec::new();
     for l in listeners {
@@ -85,7 +88,7 @@ pub async fn serve(listeners: Vec<Listener>, drain: Arc<Drain>, grace: Duration)
     tokio::spawn({
         let handle = handle.clone();
         async move {
-            stop_signal().await;
+            stop.next().await;
             drain.start();
             tracing::info!(
                 grace_secs = grace.as_secs(),
@@ -93,7 +96,7 @@ pub async fn serve(listeners: Vec<Listener>, drain: Arc<Drain>, grace: Duration)
             );
             tokio::select! {
                 _ = tokio::time::sleep(grace) => {}
-                _ = stop_signal() => {}
+                _ = stop.next() => {}
             }
             tracing::info!("no longer accepting; finishing what is in flight");
             // Event streams end now (they would never finish on their own); other in-flight
@@ -108,15 +111,24 @@ pub async fn serve(listeners: Vec<Listener>, drain: Arc<Drain>, grace: Duration)
     Ok(())
 }
 
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the start and for the process's life, so
+/// neither the first nor the second signal can be missed.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+        })
+    }
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        tokio::select! { _ = self.term.recv() => {}, _ = self.interrupt.recv() => {} }
+    }
 }

@@ -134,16 +134,7 @@ fn standard_context(kind: Kind) -> &'static str {
 
 /// The result as a session that says nothing more would have it.
 fn bare_result(rec: &SessionRecord) -> SessionResult {
-    SessionResult {
-        token: rec.rt.clone(),
-        status: rec.status,
-        kind: rec.kind,
-        proof_status: None,
-        disclosed: None,
-        signature: None,
-        error: None,
-        next_session: None,
-    }
+    SessionResult::new(rec.rt.clone(), rec.status, rec.kind)
 }
 
 pub(super) fn encode(rec: &SessionRecord, schema: u32) -> Vec<u8> {
@@ -269,16 +260,8 @@ pub(super) fn decode(stored: Stored) -> Result<SessionRecord, String> {
         pairing_code: stored.pc,
         protocol_version: stored.pv,
         last_active_ms: stored.t,
-        result: SessionResult {
-            token: String::new(),
-            status,
-            kind,
-            proof_status: None,
-            disclosed: None,
-            signature: None,
-            error: None,
-            next_session: None,
-        },
+        // Set below, from the record's own fields.
+        result: SessionResult::new(String::new(), status, kind),
         cache: stored.c,
         requestor: stored.q,
         next_session_url: stored.nu,

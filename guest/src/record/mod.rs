@@ -101,6 +101,22 @@ pub struct SessionResult {
     pub next_session: Option<String>,
 }
 
+impl SessionResult {
+    /// A result that says no more than its session: token, status and kind.
+    pub fn new(token: String, status: Status, kind: Kind) -> SessionResult {
+        SessionResult {
+            token,
+            status,
+            kind,
+            proof_status: None,
+            disclosed: None,
+            signature: None,
+            error: None,
+            next_session: None,
+        }
+    }
+}
+
 /// The last answer to an app request, replayed when the app retries (§1.11).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedResponse {
