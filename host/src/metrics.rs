@@ -130,11 +130,8 @@ fn describe() {
 /// The text format (0.0.4) of everything recorded so far.
 pub fn render() -> String {
     match HANDLE.get() {
-        Some(h) => {
-            // Folds recorded histogram samples into their buckets (bounded memory).
-            h.run_upkeep();
-            h.render()
-        }
+        // Rendering folds recorded histogram samples into their buckets itself.
+        Some(h) => h.render(),
         None => String::new(),
     }
 }
@@ -154,7 +151,7 @@ pub fn spawn_upkeep() {
 /// A request answered by one of the routes (`route` is its template). Any other method than
 /// the usual ones counts as `other`: a client picks the method, and each label value is a new
 /// series kept for the life of the process.
-pub fn request(route: &str, method: &axum::http::Method, status: u16, took: Duration) {
+pub fn request(route: String, method: &axum::http::Method, status: u16, took: Duration) {
     use axum::http::Method;
     let method = match *method {
         Method::GET => "GET",
@@ -167,7 +164,7 @@ pub fn request(route: &str, method: &axum::http::Method, status: u16, took: Dura
         _ => "other",
     };
     let labels = [
-        ("route", metrics::SharedString::from(route.to_owned())),
+        ("route", metrics::SharedString::from(route)),
         ("method", metrics::SharedString::const_str(method)),
         ("status", metrics::SharedString::from(status.to_string())),
     ];

@@ -20,9 +20,9 @@ pub struct KeyCache {
     credential_types: HashMap<String, keys::CredentialType>,
     by_hash: HashMap<[u8; 16], String>,
     public_keys: HashMap<(String, u32), keys::PublicKey>,
-    latest_private_keys: HashMap<String, keys::PrivateKey>,
-    /// The same keys for signing; each key's constant-time precomputation is built at its
-    /// first signature and kept for the life of the process.
+    /// Each issuer's latest private key, which the host signs with (its constant-time
+    /// precomputation, built when the key loaded, kept for the life of the process); the guest
+    /// learns only its counter and expiry.
     signing_keys: HashMap<String, Arc<irma_idemix::keys::PrivateKey>>,
     /// Every public key's `S`, for the `arith` import's precomputed powers.
     pub fixed_bases: crate::arith::FixedBases,
@@ -44,7 +44,10 @@ impl KeyCache {
     }
 
     pub fn latest_private_key(&self, issuer: &str) -> Option<keys::PrivateKey> {
-        self.latest_private_keys.get(issuer).cloned()
+        self.signing_keys.get(issuer).map(|sk| keys::PrivateKey {
+            counter: sk.counter,
+            expiry: sk.expiry,
+        })
     }
 
     pub fn scheme(&self, id: &str) -> Option<keys::Scheme> {
@@ -133,11 +136,6 @@ impl KeyCache {
             crate::arith::FixedBases::new(conf.public_keys().map(|pk| (pk.n.value(), &pk.s)));
         for issuer in conf.issuers_with_private_keys() {
             if let Ok(sk) = conf.latest_private_key(issuer) {
-                let key = keys::PrivateKey {
-                    counter: sk.counter,
-                    expiry: sk.expiry,
-                };
-                cache.latest_private_keys.insert(issuer.to_owned(), key);
                 cache.signing_keys.insert(issuer.to_owned(), sk.clone());
             }
         }

@@ -133,6 +133,14 @@ impl Server {
         Server::start_at(free_port(), schemes, extra)
     }
 
+    /// A server of the demo scheme storing its sessions in `redis`, with `extra` flags.
+    pub fn on_redis(redis: &redis::Redis, extra: &[&str]) -> Server {
+        let mut flags = redis.server_flags();
+        flags.extend(extra.iter().map(|f| f.to_string()));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        Server::start(Schemes::Demo, &flags)
+    }
+
     /// A server on `port` (a replica restarted where the balancer expects it).
     pub fn start_at(port: u16, schemes: Schemes, extra: &[&str]) -> Server {
         let (s, k) = match schemes {
@@ -483,6 +491,11 @@ impl Session {
         let a = get(&format!("{}/session/{}/result", self.server, self.token));
         assert_eq!(a.status, 200, "{}", a.body);
         a.json()
+    }
+
+    /// The raw value of the first attribute the result says was disclosed.
+    pub fn disclosed(&self) -> Value {
+        self.result()["disclosed"][0][0]["rawvalue"].clone()
     }
 
     /// The requestor's `DELETE /session/{rt}`.

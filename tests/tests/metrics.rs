@@ -12,7 +12,7 @@ use irma_tests::receiver::{Receiver, Reply};
 use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::wallet::App;
-use irma_tests::{Events, Schemes, Server, Session, eventually, get, http, post_json};
+use irma_tests::{Events, Server, Session, eventually, get, http, post_json};
 use serde_json::json;
 
 /// `promtool check metrics` on what the server serves: the format and Prometheus' naming
@@ -45,19 +45,16 @@ fn promtool_accepts(server: &Server) {
 #[test]
 fn every_family_moves_as_sessions_run_and_promtool_accepts_the_text() {
     let redis = Redis::start();
-    let mut flags = redis.server_flags();
     // One guest instance at a time, so concurrent proofs must wait for it.
-    flags.extend(
-        [
+    let server = Server::on_redis(
+        &redis,
+        &[
             "--sse",
             "--allow-unsigned-callbacks",
             "--guest-concurrency",
             "1",
-        ]
-        .map(String::from),
+        ],
     );
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let server = Server::start(Schemes::Demo, &flags);
     let before = Scrape::of(&server);
     promtool_accepts(&server);
     for family in [

@@ -14,11 +14,8 @@ use irma_tests::{Events, Schemes, Server, Session, eventually, free_port, get};
 #[test]
 fn ready_follows_the_store_and_fails_at_once_when_draining() {
     let mut redis = Redis::start();
-    let mut flags = redis.server_flags();
     // A long grace, ended by a second SIGTERM: the test sees the drain, whatever the load.
-    flags.extend(["--shutdown-grace".into(), "600".into()]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut server = Server::start(Schemes::Demo, &flags);
+    let mut server = Server::on_redis(&redis, &["--shutdown-grace", "600"]);
     let ready = || get(&format!("{}/ready", server.url));
     let a = ready();
     assert_eq!(a.status, 200, "{}", a.body);

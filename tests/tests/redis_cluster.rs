@@ -43,10 +43,6 @@ fn subscribers(c: &Cluster<RedisCluster>) -> (u32, u32) {
     sum
 }
 
-fn disclosed(s: &Session) -> serde_json::Value {
-    s.result()["disclosed"][0][0]["rawvalue"].clone()
-}
-
 #[test]
 fn sessions_spread_over_every_master_and_survive_a_master_failover() {
     let receiver = Receiver::start(vec![Reply::status(200)]);
@@ -63,7 +59,7 @@ fn sessions_spread_over_every_master_and_survive_a_master_failover() {
     assert_eq!(with_callback.status, 200, "{}", with_callback.body);
     let with_callback = Session::from_start(&c.front, with_callback.json());
     app.run(&with_callback.u);
-    assert_eq!(disclosed(&with_callback), json!("cl-1"));
+    assert_eq!(with_callback.disclosed(), json!("cl-1"));
     let got = receiver.wait_for(1);
     assert!(got[0].body.contains("DONE"), "{}", got[0].body);
     let sign = Session::start(&c.front, &signature());
@@ -128,12 +124,12 @@ fn sessions_spread_over_every_master_and_survive_a_master_failover() {
     eprintln!("load during the failover: {report:?}");
     assert!(report.first_success.is_some(), "requests succeed again");
     assert_eq!(report.lost, 0, "every session started is still there");
-    assert_eq!(disclosed(&connected), json!("cl-1"));
+    assert_eq!(connected.disclosed(), json!("cl-1"));
     app.run(&waiting.u);
-    assert_eq!(disclosed(&waiting), json!("cl-1"));
+    assert_eq!(waiting.disclosed(), json!("cl-1"));
     let fresh = Session::start(&c.front, &disclosure());
     app.run(&fresh.u);
-    assert_eq!(disclosed(&fresh), json!("cl-1"));
+    assert_eq!(fresh.disclosed(), json!("cl-1"));
 
     // Every server replica still follows status events and guest announcements.
     eventually(
@@ -187,7 +183,7 @@ fn a_slot_moved_to_another_master_under_load_takes_its_sessions_along() {
         "{}",
         a.body
     );
-    assert_eq!(disclosed(&connected), json!("cl-2"));
+    assert_eq!(connected.disclosed(), json!("cl-2"));
     std::thread::sleep(Duration::from_millis(300));
     let report = load.finish(moved_at);
     eprintln!("load during the move: {report:?}");

@@ -14,13 +14,9 @@ use irma_tests::redis::Redis;
 use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::wallet::App;
 use irma_tests::{Server, Session};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The student ID a disclosure session's result holds.
-fn disclosed(s: &Session) -> Value {
-    s.result()["disclosed"][0][0]["rawvalue"].clone()
-}
-
 /// An app completing disclosures through `front` until `stop`: how many, and every one that
 /// did not end answered 200, DONE, with the student ID.
 fn app_at_work(
@@ -36,7 +32,7 @@ fn app_at_work(
         while !stop.load(Ordering::Relaxed) {
             let s = Session::start(&front, &disclosure());
             let a = app.run(&s.u);
-            let outcome = (a.status, s.status(), disclosed(&s));
+            let outcome = (a.status, s.status(), s.disclosed());
             if outcome != (200, "DONE".to_owned(), json!("rolling")) {
                 wrong.push(format!("{outcome:?} {}", a.body));
             }

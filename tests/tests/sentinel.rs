@@ -13,13 +13,9 @@ use irma_tests::requests::{demo_conf, disclosure, student_card};
 use irma_tests::sentinel::Sentinels;
 use irma_tests::wallet::App;
 use irma_tests::{Session, eventually};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The student ID a disclosure session's result holds.
-fn disclosed(s: &Session) -> Value {
-    s.result()["disclosed"][0][0]["rawvalue"].clone()
-}
-
 #[test]
 fn sessions_in_flight_survive_a_sentinel_failover() {
     // Two replicas: after the failover the new master still has one to wait for.
@@ -89,18 +85,18 @@ fn sessions_in_flight_survive_a_sentinel_failover() {
 
     // Everything in flight completes, and holds what it should.
     assert_eq!(connected.status(), "DONE");
-    assert_eq!(disclosed(&connected), json!("ha-1"));
+    assert_eq!(connected.disclosed(), json!("ha-1"));
     let a = app.run(&waiting.u);
     assert_eq!(
         (a.status, a.json()["proofStatus"].clone()),
         (200, json!("VALID"))
     );
-    assert_eq!(disclosed(&waiting), json!("ha-1"));
+    assert_eq!(waiting.disclosed(), json!("ha-1"));
     assert_eq!(app.run(&issuing.u).status, 200);
     assert_eq!(issuing.status(), "DONE");
     let fresh = Session::start(&c.front, &disclosure());
     app.run(&fresh.u);
-    assert_eq!(disclosed(&fresh), json!("ha-1"));
+    assert_eq!(fresh.disclosed(), json!("ha-1"));
 
     // The old master comes back as a replica; a second failover (back) works as well.
     c.redis.rejoin(killed);
@@ -111,7 +107,7 @@ fn sessions_in_flight_survive_a_sentinel_failover() {
     let a = app.respond(&again.u, &conn.json()["request"]);
     assert_eq!(a.status, 200, "{}", a.body);
     c.redis.wait_for_failover(old);
-    assert_eq!(disclosed(&again), json!("ha-1"));
+    assert_eq!(again.disclosed(), json!("ha-1"));
 }
 
 #[test]
@@ -134,7 +130,7 @@ fn with_one_replica_and_the_inconsistency_risk_accepted_sessions_go_on() {
     let a = app.run(&waiting.u);
     assert_eq!(a.status, 200, "{}", a.body);
     c.redis.wait_for_failover(old);
-    assert_eq!(disclosed(&waiting), json!("ha-3"));
+    assert_eq!(waiting.disclosed(), json!("ha-3"));
     let fresh = Session::start(&c.front, &disclosure());
     assert_eq!(app.run(&fresh.u).status, 200);
 }

@@ -353,11 +353,8 @@ fn conflicting_racing_requests_take_effect_once() {
 #[test]
 fn a_frontend_on_one_replica_sees_changes_made_on_another() {
     let redis = Redis::start();
-    let mut flags = redis.server_flags();
-    flags.push("--sse".into());
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let a = Server::start(Schemes::Demo, &flags);
-    let b = Server::start(Schemes::Demo, &flags);
+    let a = Server::on_redis(&redis, &["--sse"]);
+    let b = Server::on_redis(&redis, &["--sse"]);
     let mut app = App::new(demo_conf(), 46);
     let s = Session::start(&a, &student_card("s12"));
     let ct = s.u.rsplit('/').next().unwrap();
@@ -473,19 +470,16 @@ fn tls_towards_redis_with_a_ca_made_for_the_test() {
 #[test]
 fn key_prefixes_and_database() {
     let redis = Redis::start();
-    let mut flags = redis.server_flags();
-    flags.extend(
-        [
+    let server = Server::on_redis(
+        &redis,
+        &[
             "--redis-username",
             "default",
             "--redis-acl-use-key-prefixes",
             "--redis-db",
             "2",
-        ]
-        .map(String::from),
+        ],
     );
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let server = Server::start(Schemes::Demo, &flags);
     let s = Session::start(&server, &disclosure());
     let ct = s.u.rsplit('/').next().unwrap();
     assert_eq!(

@@ -53,8 +53,8 @@ pub async fn tag(req: Request, next: Next) -> Response {
     let mut response = next.run(req).instrument(span.clone()).await;
     let took = started.elapsed();
     let status = response.status().as_u16();
-    crate::metrics::request(&route, &method, status, took);
     span.in_scope(|| tracing::debug!(status, micros = took.as_micros() as u64, "answered"));
+    crate::metrics::request(route, &method, status, took);
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, v);
     }

@@ -177,28 +177,28 @@ impl std::fmt::Debug for RedisOptions {
 
 /// Compare-and-swap. KEYS: session, wakeups, outbox, then `outbox:<id>` of each delivery,
 /// then (on one node; in a cluster it lives in another slot) `token:<rt>`. ARGV: expected
-/// version, record, the new summary line (with the next version, computed by the caller: Lua's
-/// numbers are doubles), TTL in ms, ct, wake-up time in ms or `-`, the number of deliveries,
-/// then id, due time (ms) and payload of each. Returns 1 if written, 0 if the version moved on
-/// or the session is gone.
+/// version, the new value (its summary line carries the next version, computed by the caller:
+/// Lua's numbers are doubles), TTL in ms, ct, wake-up time in ms or `-`, the number of
+/// deliveries, then id, due time (ms) and payload of each. Returns 1 if written, 0 if the
+/// version moved on or the session is gone.
 const SAVE: &str = r#"
 local cur = redis.call('GETRANGE', KEYS[1], 0, 23)
 local v = string.match(cur, '^(%d+) ')
 if v ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[3] .. ARGV[2], 'PX', ARGV[4])
-if ARGV[6] == '-' then
-  redis.call('ZREM', KEYS[2], ARGV[5])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if ARGV[5] == '-' then
+  redis.call('ZREM', KEYS[2], ARGV[4])
 else
-  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
 end
-local n = tonumber(ARGV[7])
+local n = tonumber(ARGV[6])
 for i = 1, n do
-  local at = 8 + 3 * (i - 1)
+  local at = 7 + 3 * (i - 1)
   redis.call('SET', KEYS[3 + i], ARGV[at + 2], 'PX', 86400000)
   redis.call('ZADD', KEYS[3], ARGV[at + 1], ARGV[at])
 end
 if #KEYS > 3 + n then
-  redis.call('PEXPIRE', KEYS[#KEYS], ARGV[4])
+  redis.call('PEXPIRE', KEYS[#KEYS], ARGV[3])
 end
 return 1
 "#;
@@ -497,11 +497,6 @@ fn summary_value(s: &Summary) -> String {
     }
 }
 
-/// What the summary line says: `<version> [<PREVIOUS>>]<STATUS> <lapse> <rt>` and a newline.
-fn summary_line_of(version: u64, summary: &Summary, rt: &str) -> String {
-    format!("{version} {} {rt}\n", summary_value(summary))
-}
-
 /// Tokens as the guest makes them (20 letters and digits), with room to spare.
 fn plain_token(t: &str) -> bool {
     (1..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -581,8 +576,7 @@ impl SessionStore for RedisStore {
             ));
         }
         let key = self.session_key(ct);
-        let mut value = summary_line_of(1, &write.summary, rt).into_bytes();
-        value.extend(self.seal(&key, write.record));
+        let value = self.session_value(&key, 1, &write.summary, rt, write.record);
         let tag = self.shards.tag_of(ct);
         // The session's keys and its shard's sets: one slot, one transaction.
         let mut pipe = redis::pipe();
@@ -630,9 +624,9 @@ impl SessionStore for RedisStore {
         };
         let (line, record_at) = summary_line(&value)?;
         let (version, summary, rt) = parse_status(line)?;
-        let record = value.split_off(record_at);
+        value.drain(..record_at);
         let record = self
-            .open(key, record)
+            .open(key, value)
             .map_err(|e| StoreError::Corrupt(format!("session record: {e}")))?;
         Ok(Some(Loaded {
             ct,
@@ -662,8 +656,13 @@ impl SessionStore for RedisStore {
         }
         let mut args: Vec<Vec<u8>> = vec![
             loaded.version.to_string().into_bytes(),
-            self.seal(&keys[0], write.record),
-            summary_line_of(loaded.version + 1, &write.summary, &loaded.rt).into_bytes(),
+            self.session_value(
+                &keys[0],
+                loaded.version + 1,
+                &write.summary,
+                &loaded.rt,
+                write.record,
+            ),
             ttl_ms(write.keep_secs).to_string().into_bytes(),
             loaded.ct.clone().into_bytes(),
             write
@@ -846,6 +845,22 @@ impl RedisStore {
         let pipe = &pipe;
         self.run(|mut c| async move { pipe.exec_async(&mut c).await })
             .await
+    }
+
+    /// What `session:<ct>` (named `key`) holds: the summary line,
+    /// `<version> [<PREVIOUS>>]<STATUS> <lapse> <rt>` and a newline, then the record, sealed if
+    /// keys are set.
+    fn session_value(
+        &self,
+        key: &str,
+        version: u64,
+        summary: &Summary,
+        rt: &str,
+        record: Vec<u8>,
+    ) -> Vec<u8> {
+        let mut value = format!("{version} {} {rt}\n", summary_value(summary)).into_bytes();
+        value.extend(self.seal(key, record));
+        value
     }
 
     fn seal(&self, name: &str, plain: Vec<u8>) -> Vec<u8> {
