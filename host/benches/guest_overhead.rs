@@ -80,6 +80,23 @@ fn main() {
         session::transition(&record, event, &mut c)
     };
 
+    // `GUEST_OVERHEAD_PROFILE=<seconds>`: only status polls in the guest, for a profiler.
+    if let Some(secs) = std::env::var("GUEST_OVERHEAD_PROFILE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        let until = Instant::now() + Duration::from_secs(secs);
+        let mut calls = 0u64;
+        while Instant::now() < until {
+            runtime
+                .transition(&record, &types::Event::RequestorStatus, &ctx)
+                .unwrap();
+            calls += 1;
+        }
+        println!("{calls} status polls in {secs} s");
+        return;
+    }
+
     println!("| transition | native us | guest us | guest overhead us |");
     println!("|---|---|---|---|");
     let n = 2000;

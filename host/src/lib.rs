@@ -33,6 +33,7 @@ pub mod config;
 pub mod config_file;
 pub mod drain;
 pub mod embedded;
+pub mod guest_exports;
 pub mod guest_signing;
 pub mod guests;
 pub mod http;

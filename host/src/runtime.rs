@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::guest_exports::{Export, Signature};
 use crate::jwt::JwtKey;
 use crate::requestors::Requestors;
 use crate::schemes::KeyCache;
@@ -36,7 +37,7 @@ const CHECK_INSTANCES: u32 = 4;
 /// Linear memory one guest instance may grow to.
 pub const MEMORY_LIMIT: usize = 64 << 20;
 /// Bytes of each pooled memory kept resident (and zeroed) between instances.
-pub const KEEP_RESIDENT: usize = 2 << 20;
+pub const KEEP_RESIDENT: usize = 1 << 20;
 
 /// What the host answers to the guest's imports: scheme facts and issuer keys, requestor
 /// permissions, and JWT signing.
@@ -60,7 +61,9 @@ impl Imports {
 
 /// Per-call host state.
 pub struct State {
-    wasi: WasiCtx,
+    /// Built on the guest's first WASI call, if it makes one: most calls make none, and
+    /// building it (seeding its random generators) cost a tenth of a status poll's overhead.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     limits: StoreLimits,
     imports: Imports,
@@ -69,7 +72,11 @@ pub struct State {
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            // The guest gets WASI only because Rust's std links against it: no files, no
+            // sockets, no environment. Clock and randomness come through `context`.
+            ctx: self
+                .wasi
+                .get_or_insert_with(|| WasiCtxBuilder::new().build()),
             table: &mut self.table,
         }
     }
@@ -208,12 +215,21 @@ impl GuestHost {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("guest does not fit the host: {e:?}"))?;
-        let pre = IrmaSessionPre::new(pre)
+        // bindgen's check of the whole world, once.
+        IrmaSessionPre::new(pre.clone())
             .map_err(|e| anyhow!("guest does not export irma:session: {e:?}"))?;
+        let exports = {
+            let mut store = new_store(&self.engine, &self.imports);
+            let instance = pre
+                .instantiate(&mut store)
+                .map_err(|e| anyhow!("instantiating the guest: {e:?}"))?;
+            Exports::check(&component, &mut store, &instance)?
+        };
         let mut runtime = Runtime {
             engine: self.engine.clone(),
             slots: self.slots.clone(),
             pre,
+            exports,
             imports: self.imports.clone(),
             hash,
             schemas_read: Vec::new(),
@@ -287,7 +303,8 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 pub struct Runtime {
     engine: Engine,
     slots: Arc<Slots>,
-    pre: IrmaSessionPre<State>,
+    pre: InstancePre<State>,
+    exports: Exports,
     imports: Imports,
     /// SHA-256 of the component.
     pub hash: String,
@@ -329,38 +346,23 @@ impl Runtime {
 
     /// Runs the guest's self-check.
     fn self_check(&self, config: &types::Config) -> Result<()> {
-        let (mut store, g) = self.instance()?;
+        let (mut store, instance) = self.instance()?;
         let ctx = types::Context {
             now_ms: crate::session::now_ms(),
             random: vec![7; 64],
             config: config.clone(),
         };
-        g.irma_session_session()
-            .call_self_check(&mut store, &ctx)
-            .map_err(|e| anyhow!("guest trapped in its self-check: {e:?}"))?
-            .map_err(|e| anyhow!("guest failed its self-check: {e}"))
+        let (checked,) = self
+            .exports
+            .self_check
+            .get(&mut store, &instance)?
+            .call(&mut store, (&ctx,))
+            .map_err(|e| anyhow!("guest trapped in its self-check: {e:?}"))?;
+        checked.map_err(|e| anyhow!("guest failed its self-check: {e}"))
     }
 
     fn store(&self) -> Store<State> {
-        // The guest gets WASI only because Rust's std links against it: no files, no
-        // sockets, no environment. Clock and randomness come through `context`.
-        let wasi = WasiCtxBuilder::new().build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(MEMORY_LIMIT)
-            .instances(4)
-            .build();
-        let mut store = Store::new(
-            &self.engine,
-            State {
-                wasi,
-                table: ResourceTable::new(),
-                limits,
-                imports: self.imports.clone(),
-            },
-        );
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(CALL_DEADLINE_TICKS);
-        store
+        new_store(&self.engine, &self.imports)
     }
 
     /// Times the phases of one call (store, instantiate, call), for the overhead benchmark.
@@ -373,17 +375,22 @@ impl Runtime {
         let t0 = std::time::Instant::now();
         let mut store = self.store();
         let t1 = std::time::Instant::now();
-        let g = self.pre.instantiate(&mut store).expect("instantiates");
+        let instance = self.pre.instantiate(&mut store).expect("instantiates");
         let t2 = std::time::Instant::now();
-        let _ = g
-            .irma_session_session()
-            .call_transition(&mut store, record, event, ctx);
+        let _ = self
+            .exports
+            .transition
+            .get(&mut store, &instance)
+            .and_then(|f| {
+                f.call(&mut store, (record, event, ctx))
+                    .map_err(|e| anyhow!("{e:?}"))
+            });
         let t3 = std::time::Instant::now();
         drop(store);
         [t1 - t0, t2 - t1, t3 - t2]
     }
 
-    fn instance(&self) -> Result<(Store<State>, IrmaSession)> {
+    fn instance(&self) -> Result<(Store<State>, Instance)> {
         let mut store = self.store();
         let instance = self
             .pre
@@ -400,13 +407,18 @@ impl Runtime {
     }
 
     fn schemas(&self) -> Result<(Vec<u32>, u32)> {
-        let (mut store, g) = self.instance()?;
-        let s = g.irma_session_session();
-        let read = s
-            .call_schemas_read(&mut store)
+        let (mut store, instance) = self.instance()?;
+        let (read,) = self
+            .exports
+            .schemas_read
+            .get(&mut store, &instance)?
+            .call(&mut store, ())
             .map_err(|e| anyhow!("guest trapped: {e:?}"))?;
-        let written = s
-            .call_schema_written(&mut store)
+        let (written,) = self
+            .exports
+            .schema_written
+            .get(&mut store, &instance)?
+            .call(&mut store, ())
             .map_err(|e| anyhow!("guest trapped: {e:?}"))?;
         Ok((read, written))
     }
@@ -418,10 +430,13 @@ impl Runtime {
         ctx: &types::Context,
     ) -> Result<Result<types::Started, types::Response>> {
         let started = std::time::Instant::now();
-        let (mut store, g) = self.instance()?;
-        let result = g
-            .irma_session_session()
-            .call_start(&mut store, body, requestor, ctx)
+        let (mut store, instance) = self.instance()?;
+        let result = self
+            .exports
+            .start
+            .get(&mut store, &instance)?
+            .call(&mut store, (body, requestor, ctx))
+            .map(|(r,)| r)
             .map_err(|e| anyhow!("guest trapped: {e:?}"));
         crate::metrics::guest_call("start", started.elapsed());
         result
@@ -434,14 +449,104 @@ impl Runtime {
         ctx: &types::Context,
     ) -> Result<types::Outcome> {
         let started = std::time::Instant::now();
-        let (mut store, g) = self.instance()?;
-        let result = g
-            .irma_session_session()
-            .call_transition(&mut store, record, event, ctx)
+        let (mut store, instance) = self.instance()?;
+        let result = self
+            .exports
+            .transition
+            .get(&mut store, &instance)?
+            .call(&mut store, (record, event, ctx))
+            .map(|(r,)| r)
             .map_err(|e| anyhow!("guest trapped: {e:?}"));
         crate::metrics::guest_call(event_name(event), started.elapsed());
         result
     }
+}
+
+/// A fresh store for one call: WASI with nothing in it, the memory cap, the call's deadline.
+fn new_store(engine: &Engine, imports: &Imports) -> Store<State> {
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(MEMORY_LIMIT)
+        .instances(4)
+        .build();
+    let mut store = Store::new(
+        engine,
+        State {
+            wasi: None,
+            table: ResourceTable::new(),
+            limits,
+            imports: imports.clone(),
+        },
+    );
+    store.limiter(|s| &mut s.limits);
+    store.set_epoch_deadline(CALL_DEADLINE_TICKS);
+    store
+}
+
+/// The exported session interface (bindgen's name for it, with the WIT package's version).
+const SESSION_INTERFACE: &str = "irma:session/session@0.3.0";
+
+/// The session interface's exports, as the host calls them.
+struct Exports {
+    schemas_read: Export<SchemasRead>,
+    schema_written: Export<SchemaWritten>,
+    self_check: Export<SelfCheck>,
+    start: Export<Start>,
+    transition: Export<Transition>,
+}
+
+impl Exports {
+    /// Finds and type-checks every export, in `instance` of `component`.
+    fn check(
+        component: &Component,
+        store: &mut Store<State>,
+        instance: &Instance,
+    ) -> Result<Exports> {
+        let interface = component
+            .get_export_index(None, SESSION_INTERFACE)
+            .ok_or_else(|| anyhow!("guest does not export {SESSION_INTERFACE}"))?;
+        Ok(Exports {
+            schemas_read: Export::check(component, &interface, &mut *store, instance)?,
+            schema_written: Export::check(component, &interface, &mut *store, instance)?,
+            self_check: Export::check(component, &interface, &mut *store, instance)?,
+            start: Export::check(component, &interface, &mut *store, instance)?,
+            transition: Export::check(component, &interface, &mut *store, instance)?,
+        })
+    }
+}
+
+struct SchemasRead;
+impl Signature for SchemasRead {
+    const NAME: &'static str = "schemas-read";
+    type Params<'a> = ();
+    type Results = (Vec<u32>,);
+}
+
+struct SchemaWritten;
+impl Signature for SchemaWritten {
+    const NAME: &'static str = "schema-written";
+    type Params<'a> = ();
+    type Results = (u32,);
+}
+
+struct SelfCheck;
+impl Signature for SelfCheck {
+    const NAME: &'static str = "self-check";
+    type Params<'a> = (&'a types::Context,);
+    type Results = (Result<(), String>,);
+}
+
+struct Start;
+impl Signature for Start {
+    const NAME: &'static str = "start";
+    type Params<'a> = (&'a [u8], &'a str, &'a types::Context);
+    type Results = (Result<types::Started, types::Response>,);
+}
+
+struct Transition;
+impl Signature for Transition {
+    const NAME: &'static str = "transition";
+    type Params<'a> = (&'a [u8], &'a types::Event, &'a types::Context);
+    type Results = (types::Outcome,);
 }
 
 /// An event as metrics label it.
