@@ -12,6 +12,7 @@
 //! - [`keys`]: key material looked up on demand (WIT imports in the component).
 //! - [`errors`]: IRMA error names, statuses and descriptions.
 //! - `component` (wasm only): the WIT export glue.
+//! - `arena` (wasm only): the allocator of a one-call instance.
 
 pub mod chain;
 pub mod errors;
@@ -22,8 +23,14 @@ pub mod record;
 pub mod request;
 pub mod session;
 
+#[cfg(any(target_arch = "wasm32", test))]
+mod arena;
 #[cfg(target_arch = "wasm32")]
 mod component;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: arena::CallAllocator = arena::CallAllocator;
 
 use serde::Serialize;
 
