@@ -5,6 +5,7 @@
 //! which this module turns into the next session (started with the original requestor's
 //! permissions and the same frontend authorization) or a `NEXT_SESSION` error.
 
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
 use serde_json::{Value, json};
 
 use crate::errors::{ErrorKind::*, IrmaError, err};

@@ -1,6 +1,7 @@
 //! WIT export glue: converts between the generated bindings and the crate's own types, and
 //! answers the crate's key and arithmetic needs with the host's imports. No logic lives here.
 
+use alloc::{borrow::ToOwned, boxed::Box, string::String, vec::Vec};
 use irma_idemix::bigint::{Int, MultiExp, from_be, to_be};
 use irma_idemix::issuance::{ClSigning, IssuerSigner};
 use irma_idemix::keys::{PrivateKey, PublicKey};
@@ -17,7 +18,8 @@ use crate::{
     Outgoing, Response, Started, Status,
 };
 
-wit_bindgen::generate!({ world: "irma-session", path: "../wit" });
+// `std_feature`: the bindings use `alloc` only (the crate is `no_std` in wasm).
+wit_bindgen::generate!({ world: "irma-session", path: "../wit", std_feature });
 
 use exports::irma::session::session::Guest;
 use irma::session::{arith, keys, requestors, types as wit};
@@ -25,6 +27,41 @@ use irma::session::{arith, keys, requestors, types as wit};
 struct Component;
 
 export!(Component);
+
+/// The canonical ABI's allocator, which the host calls to pass lists and strings in. With std,
+/// wasi-libc exports it; without, it is here, on the global allocator.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn cabi_realloc(
+    old: *mut u8,
+    old_len: usize,
+    align: usize,
+    new_len: usize,
+) -> *mut u8 {
+    use alloc::alloc::{Layout, alloc, handle_alloc_error, realloc};
+    if new_len == 0 {
+        // A dangling, aligned pointer: nothing is read or written through it.
+        return align as *mut u8;
+    }
+    let Ok(layout) = Layout::from_size_align(new_len, align) else {
+        core::arch::wasm32::unreachable()
+    };
+    // SAFETY: a non-zero size; `old` was made by this function with `old_len` and `align`.
+    let new = unsafe {
+        if old_len == 0 {
+            alloc(layout)
+        } else {
+            realloc(
+                old,
+                Layout::from_size_align_unchecked(old_len, align),
+                new_len,
+            )
+        }
+    };
+    if new.is_null() {
+        handle_alloc_error(layout);
+    }
+    new
+}
 
 impl Guest for Component {
     fn schemas_read() -> Vec<u32> {
@@ -329,13 +366,13 @@ fn chaos(event: &wit::Event) {
         match r.body.as_slice() {
             b"trap" => panic!("chaos: trap"),
             b"loop" => loop {
-                std::hint::black_box(0u64);
+                core::hint::black_box(0u64);
             },
             b"alloc" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
                     hoard.push(vec![1u8; 1 << 20]);
-                    std::hint::black_box(&hoard);
+                    core::hint::black_box(&hoard);
                 }
             }
             _ => {}

@@ -1,5 +1,6 @@
 //! IRMA error responses (irma-server.md §1.2): a name, its HTTP status and fixed description.
 
+use alloc::string::String;
 use serde::Serialize;
 
 use crate::Response;

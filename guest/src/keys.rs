@@ -1,6 +1,7 @@
 //! Key material, looked up on demand. In the component the lookups are WIT imports answered by
 //! the host; natively (tests, benchmarks) a loaded [`Configuration`] answers them.
 
+use alloc::string::String;
 use irma_idemix::Configuration;
 use irma_idemix::attributes::Metadata;
 use irma_idemix::keys::{PrivateKey, PublicKey};

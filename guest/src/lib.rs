@@ -14,6 +14,17 @@
 //! - `component` (wasm only): the WIT export glue.
 //! - `arena` (wasm only): the allocator of a one-call instance.
 
+// In wasm, no std: Rust's std links against WASI (stderr and the environment for panic
+// messages, a seed for hash maps), and each of its twenty imports made every instantiation of
+// the guest slower. Nothing here needs an operating system: clock, randomness, keys and
+// requestors come from the host.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+#[macro_use]
+extern crate alloc;
+
+use alloc::{string::String, vec::Vec};
+
 pub mod chain;
 pub mod errors;
 pub mod keys;
@@ -30,7 +41,15 @@ mod component;
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOCATOR: arena::CallAllocator = arena::CallAllocator;
+static ALLOCATOR: arena::Arena = arena::Arena::new();
+
+/// A panic is a trap: the host reports the failed call (`guest trapped`) and throws the
+/// instance away. There is nowhere to print the message to.
+#[cfg(target_arch = "wasm32")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 use serde::Serialize;
 

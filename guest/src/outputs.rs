@@ -2,6 +2,7 @@
 //! result JWT of `/result-jwt`, callbacks and next-session POSTs, and the legacy `/getproof`
 //! JWT. JWTs are signed by the host with the server's key (`Requestors::sign_jwt`).
 
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
 use serde_json::{Map, Value, json};
 
 use crate::errors::{ErrorKind::*, IrmaError, err};

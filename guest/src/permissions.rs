@@ -2,6 +2,7 @@
 //! keeps the requestor table and the JWT key; the guest asks it through [`Requestors`] (WIT
 //! imports in the component) and decides here whether a request is allowed.
 
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
 use irma_idemix::disclosure::ConDisCon;
 use irma_idemix::issuance::CredentialRequest;
 

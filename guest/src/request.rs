@@ -1,6 +1,11 @@
 //! Session requests from requestors (irma-server.md §1.4–§1.6): parsing the plain and extended
 //! forms, validating against the schemes, and the server's enrichment (nonce, context, ...).
 
+use alloc::{
+    borrow::ToOwned,
+    string::{String, ToString},
+    vec::Vec,
+};
 use irma_idemix::bigint::{Int, random_bits};
 use irma_idemix::bigjson::Big;
 use irma_idemix::disclosure::ConDisCon;

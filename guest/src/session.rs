@@ -1,6 +1,11 @@
 //! The session state machine (irma-server.md §2): one pure function per event, applied to a
 //! decoded record, producing the new record, the HTTP response and the effects.
 
+use alloc::{
+    borrow::ToOwned,
+    string::{String, ToString},
+    vec::Vec,
+};
 use irma_idemix::disclosure::{self, Check, ConDisCon, Disclosure};
 use irma_idemix::issuance::{self, IssuanceRequest, IssueCommitmentMessage};
 use irma_idemix::proofs::Proof;

@@ -2,6 +2,7 @@
 
 use crate::bigint::{BitTest as _, Int, from_be, to_be};
 use crate::hash::sha256;
+use alloc::{string::String, vec::Vec};
 
 pub const WEEK: i64 = 604_800;
 

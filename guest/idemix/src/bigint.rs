@@ -5,7 +5,8 @@
 //! multi-exponentiation to a native implementation imported from the host, touches only this
 //! file: see [`set_multi_exp_backend`].
 
-use std::sync::OnceLock;
+use alloc::{boxed::Box, vec::Vec};
+use once_cell::race::OnceBox;
 
 use dashu_int::monty::{Montgomery, MontgomeryRepr};
 pub use dashu_int::ops::BitTest;
@@ -73,12 +74,12 @@ pub trait MultiExp: Send + Sync {
     fn multi_exp(&self, modulus: &Int, bases: &[&Int], exps: &[&Int]) -> Int;
 }
 
-static BACKEND: OnceLock<Box<dyn MultiExp>> = OnceLock::new();
+static BACKEND: OnceBox<Box<dyn MultiExp>> = OnceBox::new();
 
 /// Installs another multi-exponentiation (once, before first use). Returns false when one was
 /// installed already.
 pub fn set_multi_exp_backend(backend: Box<dyn MultiExp>) -> bool {
-    BACKEND.set(backend).is_ok()
+    BACKEND.set(Box::new(backend)).is_ok()
 }
 
 /// Arithmetic modulo an odd modulus `n > 1`, in Montgomery form underneath.
@@ -87,8 +88,8 @@ pub struct Modulus {
     ring: MontgomeryRepr,
 }
 
-impl std::fmt::Debug for Modulus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Modulus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "Modulus({} bits)", bit_len(&self.n))
     }
 }
@@ -213,7 +214,7 @@ impl Modulus {
 /// Odd primes below 2048, for trial division before Miller–Rabin: a candidate for `e` or for a
 /// safe prime usually has a small factor, and a division is far cheaper than an exponentiation.
 fn small_primes() -> &'static [u32] {
-    static PRIMES: OnceLock<Vec<u32>> = OnceLock::new();
+    static PRIMES: OnceBox<Vec<u32>> = OnceBox::new();
     PRIMES.get_or_init(|| {
         const LIMIT: usize = 2048;
         let mut composite = vec![false; LIMIT];
@@ -228,7 +229,7 @@ fn small_primes() -> &'static [u32] {
                 }
             }
         }
-        out
+        Box::new(out)
     })
 }
 

@@ -1,8 +1,9 @@
 //! gabi's JSON form of big integers (idemix.md §2.1): a base64 string of the minimal big-endian
 //! bytes (`""` is zero). Decoding also accepts a plain JSON number, as Go does.
 
-use std::fmt;
-use std::ops::Deref;
+use alloc::string::String;
+use core::fmt;
+use core::ops::Deref;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -88,7 +89,7 @@ impl<'de> Deserialize<'de> for Big {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use alloc::collections::BTreeMap;
 
     #[test]
     fn round_trip_and_zero() {

@@ -9,7 +9,7 @@
 //! The crate's [`Modulus`](crate::bigint::Modulus) is not used here: its exponentiation skips
 //! zero windows and may be routed to a host import, and its inversion is a variable-time gcd.
 
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::subtle::ConstantTimeLess;

@@ -1,8 +1,12 @@
 //! Verifying what an app discloses, and matching it against a condiscon request
 //! (idemix.md §4.3 to §4.7).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::sync::Arc;
+use alloc::{
+    string::{String, ToString},
+    vec::Vec,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +42,7 @@ pub enum AttributeRequest {
         #[serde(
             default,
             rename = "notNull",
-            skip_serializing_if = "std::ops::Not::not"
+            skip_serializing_if = "core::ops::Not::not"
         )]
         not_null: bool,
     },

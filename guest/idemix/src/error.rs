@@ -1,6 +1,8 @@
 //! The crate's error type. Proof *outcomes* (valid, invalid, expired, ...) are not errors: they
 //! are [`crate::ProofStatus`] values. Errors are inputs we cannot even evaluate.
 
+use alloc::string::String;
+
 /// What went wrong, typed so that a server can map it to an IRMA error name.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -30,7 +32,7 @@ pub enum Error {
     IssuanceFailed(String),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 pub(crate) fn malformed(msg: impl Into<String>) -> Error {
     Error::Malformed(msg.into())

@@ -7,7 +7,8 @@
 //! shared multi-exponentiation leaves that one with the squarings of the next longest only.
 //! Everything here is public (bases, moduli, exponents of proofs), so variable time is fine.
 
-use std::sync::Arc;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, Limb, Odd};
@@ -37,7 +38,7 @@ impl FixedBase {
         let mut powers = Vec::with_capacity(max_bits.div_ceil(W));
         for _ in 0..max_bits.div_ceil(W) {
             let next = (0..W).fold(power.clone(), |p, _| p.square());
-            powers.push(std::mem::replace(&mut power, next));
+            powers.push(core::mem::replace(&mut power, next));
         }
         Some(FixedBase {
             powers,

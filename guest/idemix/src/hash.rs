@@ -3,6 +3,7 @@
 //! Go builds these with `encoding/asn1.Marshal`; the bytes must match exactly, so this is a
 //! small hand-written DER writer rather than a general ASN.1 library.
 
+use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
 use crate::bigint::{Int, from_be, to_be};

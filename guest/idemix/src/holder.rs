@@ -2,8 +2,9 @@
 //! turning an issuance response into credentials. The project's tests use this as their wallet;
 //! it follows gabi's prover so that it interoperates with the verifier both ways.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::{boxed::Box, string::String, vec::Vec};
 
 use rand_core::RngCore;
 

@@ -1,8 +1,14 @@
 //! Issuance on the issuer's side: checking the app's commitments and producing CL signatures
 //! with their ProofS (idemix.md §6).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::{
+    boxed::Box,
+    string::{String, ToString},
+    vec::Vec,
+};
+use once_cell::race::OnceBox;
 
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
@@ -367,12 +373,12 @@ pub trait IssuerSigner: Send + Sync {
     fn sign(&self, issuer: &str, counter: u32, q: &Int, e: &Int, n2: &Int) -> Option<ClSigning>;
 }
 
-static SIGNER: OnceLock<Box<dyn IssuerSigner>> = OnceLock::new();
+static SIGNER: OnceBox<Box<dyn IssuerSigner>> = OnceBox::new();
 
 /// Installs an [`IssuerSigner`] (once, before first use). Returns false when one was installed
 /// already.
 pub fn set_issuer_signer(signer: Box<dyn IssuerSigner>) -> bool {
-    SIGNER.set(signer).is_ok()
+    SIGNER.set(Box::new(signer)).is_ok()
 }
 
 /// The private-key steps of issuing with `sk`, every one constant time in the

@@ -1,7 +1,8 @@
 //! Issuer public and private keys, in the XML of `PublicKeys/<n>.xml` and `PrivateKeys/<n>.xml`
 //! (idemix.md §1.2, §1.3).
 
-use std::fmt::Write as _;
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
+use core::fmt::Write as _;
 
 use rand_core::RngCore;
 
@@ -130,16 +131,16 @@ pub struct PrivateKey {
     /// `p'q'`, the order of the group of quadratic residues modulo `N`.
     pub order: Int,
     /// The same key for constant-time arithmetic (Montgomery parameters for `p`, `q`, `p'q'`
-    /// and `q^-1 mod p`), built at its first use and kept: a key that is loaded but never
-    /// signs with here (the server's guest, whose host signs) costs nothing for it.
-    ct: std::sync::OnceLock<Option<CtKey>>,
+    /// and `q^-1 mod p`), built when the key is made (building it is the key's check); `None`
+    /// for a key held elsewhere.
+    ct: Option<CtKey>,
     /// The primes are not here ([`PrivateKey::held_elsewhere`]).
     held_elsewhere: bool,
 }
 
-impl std::fmt::Debug for PrivateKey {
+impl core::fmt::Debug for PrivateKey {
     // Never print the factors.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
             "PrivateKey(counter {}, {} bits)",
@@ -167,13 +168,15 @@ impl PrivateKey {
             p_prime,
             q_prime,
             order,
-            ct: std::sync::OnceLock::new(),
+            ct: None,
             held_elsewhere: false,
         };
-        if key.ct().is_none() {
-            return Err(config("p, q, p' or q' even, or p and q not coprime"));
-        }
-        Ok(key)
+        let ct = CtKey::new(&key.p, &key.q, &key.order)
+            .ok_or_else(|| config("p, q, p' or q' even, or p and q not coprime"))?;
+        Ok(PrivateKey {
+            ct: Some(ct),
+            ..key
+        })
     }
 
     /// A key whose primes another party holds and signs with (the server's host, for its
@@ -188,7 +191,7 @@ impl PrivateKey {
             p_prime: Int::ZERO,
             q_prime: Int::ZERO,
             order: Int::ZERO,
-            ct: std::sync::OnceLock::new(),
+            ct: None,
             held_elsewhere: true,
         }
     }
@@ -202,15 +205,9 @@ impl PrivateKey {
         &self.p * &self.q
     }
 
-    /// The constant-time view of the key, built at first use; `None` for an unusable key.
+    /// The constant-time view of the key; `None` for a key held elsewhere.
     pub(crate) fn ct(&self) -> Option<&CtKey> {
-        self.ct
-            .get_or_init(|| {
-                (!self.held_elsewhere)
-                    .then(|| CtKey::new(&self.p, &self.q, &self.order))
-                    .flatten()
-            })
-            .as_ref()
+        self.ct.as_ref()
     }
 
     /// The constant-time view of a key that [`PrivateKey::new`] checked.

@@ -15,10 +15,18 @@
 //! - [`signature`]: attribute-based signatures and Atum timestamps.
 //! - [`issuance`]: checking commitments and CL-signing with the issuer's private key.
 //! - [`holder`]: the app's side, used by tests as a wallet.
-//! - [`keygen`]: issuer key pairs and signed demo schemes of our own.
+//! - `keygen` (`std`): issuer key pairs and signed demo schemes of our own.
 //!
 //! Nothing here reads a clock or an entropy source by itself: `now` and a random number
 //! generator are parameters, so a guest can take both from its host and tests pin them.
+//!
+//! Without the `std` feature (on by default) the crate is `no_std` with `alloc`, as the guest
+//! builds it: no files (scheme folders and keys come from the host), no key generation.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[macro_use]
+extern crate alloc;
 
 pub mod attributes;
 pub mod bigint;
@@ -30,6 +38,7 @@ pub mod fixed_base;
 pub mod hash;
 pub mod holder;
 pub mod issuance;
+#[cfg(feature = "std")]
 pub mod keygen;
 pub mod keys;
 pub mod params;

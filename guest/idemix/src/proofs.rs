@@ -5,7 +5,8 @@
 //! recomputing those contributions, hashing them with the session's context and nonce, and
 //! comparing with the challenge the prover claimed.
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
+use alloc::{string::ToString, vec::Vec};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,7 +62,7 @@ pub enum Proof {
 }
 
 impl<'de> Deserialize<'de> for Proof {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Proof, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> core::result::Result<Proof, D::Error> {
         use serde::de::Error as _;
         let v = serde_json::Value::deserialize(d)?;
         let has = |k: &str| v.get(k).is_some_and(|x| !x.is_null());

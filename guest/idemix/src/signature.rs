@@ -1,6 +1,7 @@
 //! Attribute-based signatures: a disclosure proof bound to a message and an Atum timestamp
 //! (idemix.md §5).
 
+use alloc::{string::String, vec::Vec};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -21,12 +22,15 @@ pub const CONTEXT_V2: &str = "https://irma.app/ld/signature/v2";
 /// Base64 of raw bytes, as Go encodes `[]byte`.
 mod b64bytes {
     use super::*;
-    pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        b: &[u8],
+        s: S,
+    ) -> core::result::Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(b))
     }
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
-    ) -> std::result::Result<Vec<u8>, D::Error> {
+    ) -> core::result::Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         STANDARD.decode(s).map_err(serde::de::Error::custom)
     }

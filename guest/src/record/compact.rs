@@ -8,6 +8,7 @@
 //! Left out, and restored on reading: the request's `@context` (it follows from the kind), and
 //! the result when it says no more than the session does (token, status and kind).
 
+use alloc::{string::String, vec::Vec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -61,7 +62,7 @@ pub(super) struct Stored {
     id: Vec<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nx: Option<Value>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
     aw: bool,
 }
 

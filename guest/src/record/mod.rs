@@ -5,6 +5,8 @@
 //! record's first byte tells them apart (`{` for JSON). Schema-1 records are read as they come
 //! and written back as schema 3.
 
+use alloc::{string::String, vec::Vec};
+
 mod compact;
 
 use serde::{Deserialize, Serialize};
@@ -176,7 +178,7 @@ pub struct SessionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Value>,
     /// Proofs are verified and the next-session endpoint is being asked (never committed).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
     pub awaiting_next: bool,
 }
 
