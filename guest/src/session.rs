@@ -250,77 +250,28 @@ pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
             };
         }
     };
-    let before = rec.clone();
+    let status_before = rec.status;
     let mut effects = Vec::new();
     // The lazy timeout, applied on every load (§2.3).
-    if !rec.status.is_final() && ctx.now_ms > deadline_ms(&rec, ctx.config) {
+    let timed_out = !rec.status.is_final() && ctx.now_ms > deadline_ms(&rec, ctx.config);
+    if timed_out {
         rec.status = Status::Timeout;
         rec.result.status = Status::Timeout;
         rec.last_active_ms = ctx.now_ms;
     }
     let mut created = None;
-    let response = match event {
-        Event::RequestorStatus | Event::AppStatus => Response::json(200, &rec.status.name()),
-        Event::RequestorResult => Response::json(200, &rec.result),
-        Event::RequestorResultJwt => {
-            let claims = outputs::result_claims(&rec, ctx.config, ctx.now());
-            outputs::signed(&claims, ctx.requestors).unwrap_or_else(|e| e.response())
+    // Events that only read the record answer from a shared borrow, so they cannot change it
+    // and need no copy to compare with; the others are compared with a snapshot.
+    let (response, changed) = match read_only(&rec, &event, ctx) {
+        Some(response) => (response, timed_out),
+        None => {
+            let before = rec.clone();
+            let response = change(&mut rec, event, ctx, &mut created);
+            let changed = timed_out || rec != before;
+            (response, changed)
         }
-        Event::RequestorGetproof => {
-            let claims = outputs::getproof_claims(&rec, ctx.config, ctx.now());
-            outputs::signed(&claims, ctx.requestors).unwrap_or_else(|e| e.response())
-        }
-        Event::NextSessionAnswer(a) => {
-            let (response, next) = chain::answer(&mut rec, ctx, a);
-            created = next;
-            response
-        }
-        Event::RequestorCancel | Event::AppCancel => {
-            cancel(&mut rec, ctx, None);
-            Response::empty(200)
-        }
-        Event::FrontendStatus(auth) => frontend(&rec, auth.as_deref())
-            .map(|()| {
-                let mut status = json!({"status": rec.status.name()});
-                if let Some(next) = &rec.next {
-                    status["nextSession"] = next.clone();
-                }
-                Response::json(200, &status)
-            })
-            .unwrap_or_else(|e| e.response()),
-        Event::FrontendOptions(req) => frontend(&rec, req.authorization.as_deref())
-            .and_then(|()| frontend_options(&mut rec, &req.body, ctx))
-            .unwrap_or_else(|e| e.response()),
-        Event::FrontendPairingCompleted(auth) => frontend(&rec, auth.as_deref())
-            .and_then(|()| pairing_completed(&mut rec))
-            .unwrap_or_else(|e| e.response()),
-        Event::AppConnect(c) => cached(&mut rec, ctx, &c.path, &[], |rec, ctx| {
-            connect(rec, ctx, &c)
-        }),
-        Event::AppRequest(r) => cached(&mut rec, ctx, &r.path, &r.body, |rec, _| {
-            gate(rec, r.authorization.as_deref())?;
-            Ok(Response::json(200, &rec.request))
-        }),
-        Event::AppProofs(r) => cached(&mut rec, ctx, &r.path, &r.body, |rec, ctx| {
-            if rec.kind == Kind::Issuing {
-                return Err(err(InvalidRequest, "proofs posted to an issuance session"));
-            }
-            gate(rec, r.authorization.as_deref())?;
-            proofs(rec, ctx, &r.body)
-        }),
-        Event::AppCommitments(r) => cached(&mut rec, ctx, &r.path, &r.body, |rec, ctx| {
-            if rec.kind != Kind::Issuing {
-                return Err(err(
-                    InvalidRequest,
-                    "commitments posted to a session that is not an issuance",
-                ));
-            }
-            gate(rec, r.authorization.as_deref())?;
-            commitments(rec, ctx, &r.body)
-        }),
-        Event::Tick => Response::empty(204),
     };
-    if rec.status != before.status {
+    if rec.status != status_before {
         effects.push(Effect::StatusChanged(rec.status));
         if rec.status.is_final()
             && let Some(url) = &rec.callback_url
@@ -356,7 +307,7 @@ pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
     };
     let keep_secs = keep_secs(&rec, ctx);
     Outcome {
-        record: (rec != before).then(|| rec.encode()),
+        record: changed.then(|| rec.encode()),
         response,
         status: rec.status,
         kind: Some(rec.kind),
@@ -366,6 +317,88 @@ pub fn transition(bytes: &[u8], event: Event, ctx: &mut Ctx) -> Outcome {
         effects,
         fetch,
         created,
+    }
+}
+
+/// The answer to an event that only reads the record; `None` for the others.
+fn read_only(rec: &SessionRecord, event: &Event, ctx: &Ctx) -> Option<Response> {
+    Some(match event {
+        Event::RequestorStatus | Event::AppStatus => Response::json(200, &rec.status.name()),
+        Event::RequestorResult => Response::json(200, &rec.result),
+        Event::RequestorResultJwt => {
+            let claims = outputs::result_claims(rec, ctx.config, ctx.now());
+            outputs::signed(&claims, ctx.requestors).unwrap_or_else(|e| e.response())
+        }
+        Event::RequestorGetproof => {
+            let claims = outputs::getproof_claims(rec, ctx.config, ctx.now());
+            outputs::signed(&claims, ctx.requestors).unwrap_or_else(|e| e.response())
+        }
+        Event::FrontendStatus(auth) => frontend(rec, auth.as_deref())
+            .map(|()| {
+                let mut status = json!({"status": rec.status.name()});
+                if let Some(next) = &rec.next {
+                    status["nextSession"] = next.clone();
+                }
+                Response::json(200, &status)
+            })
+            .unwrap_or_else(|e| e.response()),
+        Event::Tick => Response::empty(204),
+        _ => return None,
+    })
+}
+
+/// The answer to an event that may change the record, which it changes.
+fn change(
+    rec: &mut SessionRecord,
+    event: Event,
+    ctx: &mut Ctx,
+    created: &mut Option<crate::CreatedSession>,
+) -> Response {
+    match event {
+        Event::NextSessionAnswer(a) => {
+            let (response, next) = chain::answer(rec, ctx, a);
+            *created = next;
+            response
+        }
+        Event::RequestorCancel | Event::AppCancel => {
+            cancel(rec, ctx, None);
+            Response::empty(200)
+        }
+        Event::FrontendOptions(req) => frontend(rec, req.authorization.as_deref())
+            .and_then(|()| frontend_options(rec, &req.body, ctx))
+            .unwrap_or_else(|e| e.response()),
+        Event::FrontendPairingCompleted(auth) => frontend(rec, auth.as_deref())
+            .and_then(|()| pairing_completed(rec))
+            .unwrap_or_else(|e| e.response()),
+        Event::AppConnect(c) => cached(rec, ctx, &c.path, &[], |rec, ctx| connect(rec, ctx, &c)),
+        Event::AppRequest(r) => cached(rec, ctx, &r.path, &r.body, |rec, _| {
+            gate(rec, r.authorization.as_deref())?;
+            Ok(Response::json(200, &rec.request))
+        }),
+        Event::AppProofs(r) => cached(rec, ctx, &r.path, &r.body, |rec, ctx| {
+            if rec.kind == Kind::Issuing {
+                return Err(err(InvalidRequest, "proofs posted to an issuance session"));
+            }
+            gate(rec, r.authorization.as_deref())?;
+            proofs(rec, ctx, &r.body)
+        }),
+        Event::AppCommitments(r) => cached(rec, ctx, &r.path, &r.body, |rec, ctx| {
+            if rec.kind != Kind::Issuing {
+                return Err(err(
+                    InvalidRequest,
+                    "commitments posted to a session that is not an issuance",
+                ));
+            }
+            gate(rec, r.authorization.as_deref())?;
+            commitments(rec, ctx, &r.body)
+        }),
+        Event::RequestorStatus
+        | Event::AppStatus
+        | Event::RequestorResult
+        | Event::RequestorResultJwt
+        | Event::RequestorGetproof
+        | Event::FrontendStatus(_)
+        | Event::Tick => unreachable!("answered by read_only"),
     }
 }
 
