@@ -29,6 +29,14 @@ pub const SCHEMA: u32 = 4;
 #[cfg(feature = "next-schema")]
 pub const SCHEMAS_READ: &[u32] = &[1, 3, 4];
 
+/// The compact (CBOR) schemas [`compact::read`] takes: this guest's, and in the `next-schema`
+/// build schema 3 too (its activity key is an alias of schema 4's).
+const COMPACT_READ: &[u32] = if cfg!(feature = "next-schema") {
+    &[3, 4]
+} else {
+    &[3]
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
@@ -187,11 +195,15 @@ impl SessionRecord {
         if bytes.first() == Some(&b'{') {
             return Self::decode_json(bytes);
         }
-        // One parse in the usual case (the record is of the schema this guest writes); the
+        // One parse in the usual case (the record is of a compact schema this guest reads); the
         // schema alone is read only to say why a record is not readable.
         match compact::read(bytes) {
-            Ok(stored) if stored.schema() == SCHEMA => return compact::decode(stored),
-            Err(e) if compact::schema_of(bytes) == Ok(SCHEMA) => return Err(e),
+            Ok(stored) if COMPACT_READ.contains(&stored.schema()) => {
+                return compact::decode(stored);
+            }
+            Err(e) if compact::schema_of(bytes).is_ok_and(|s| COMPACT_READ.contains(&s)) => {
+                return Err(e);
+            }
             _ => {}
         }
         let schema = compact::schema_of(bytes)?;
@@ -199,10 +211,6 @@ impl SessionRecord {
             return Err(format!(
                 "record schema {schema} is not readable by this guest"
             ));
-        }
-        #[cfg(feature = "next-schema")]
-        if schema == 3 {
-            return compact::decode(compact::read_schema_3(bytes)?);
         }
         Err(format!("a schema-{schema} record that does not read"))
     }
