@@ -72,8 +72,9 @@ pub struct State {
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            // The guest gets WASI only because Rust's std links against it: no files, no
-            // sockets, no environment. Clock and randomness come through `context`.
+            // Our guest imports no WASI (it is `no_std`), but a guest built with Rust's std
+            // (an earlier release, another build) imports it for std's sake: it gets no
+            // files, no sockets, no environment. Clock and randomness come through `context`.
             ctx: self
                 .wasi
                 .get_or_insert_with(|| WasiCtxBuilder::new().build()),
@@ -170,6 +171,8 @@ impl GuestHost {
         // them, one activation at a time, in instances of their own.
         let engine = engine(concurrency.max(1) + CHECK_INSTANCES)?;
         let mut linker: Linker<State> = Linker::new(&engine);
+        // WASI for guests built with Rust's std (earlier releases among them, which a rollback
+        // may bring back); ours imports none, and what a guest does not import costs nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:?}"))?;
         IrmaSession::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
             .map_err(|e| anyhow!("{e:?}"))?;
@@ -429,17 +432,8 @@ impl Runtime {
         requestor: &str,
         ctx: &types::Context,
     ) -> Result<Result<types::Started, types::Response>> {
-        let started = std::time::Instant::now();
-        let (mut store, instance) = self.instance()?;
-        let result = self
-            .exports
-            .start
-            .get(&mut store, &instance)?
-            .call(&mut store, (body, requestor, ctx))
+        self.call("start", &self.exports.start, (body, requestor, ctx))
             .map(|(r,)| r)
-            .map_err(|e| anyhow!("guest trapped: {e:?}"));
-        crate::metrics::guest_call("start", started.elapsed());
-        result
     }
 
     pub fn transition(
@@ -448,21 +442,34 @@ impl Runtime {
         event: &types::Event,
         ctx: &types::Context,
     ) -> Result<types::Outcome> {
+        self.call(
+            event_name(event),
+            &self.exports.transition,
+            (record, event, ctx),
+        )
+        .map(|(r,)| r)
+    }
+
+    /// One call of `export` in a fresh instance, timed for the metrics under `label`.
+    fn call<'a, S: Signature>(
+        &self,
+        label: &'static str,
+        export: &Export<S>,
+        params: S::Params<'a>,
+    ) -> Result<S::Results> {
         let started = std::time::Instant::now();
         let (mut store, instance) = self.instance()?;
-        let result = self
-            .exports
-            .transition
+        let result = export
             .get(&mut store, &instance)?
-            .call(&mut store, (record, event, ctx))
-            .map(|(r,)| r)
+            .call(&mut store, params)
             .map_err(|e| anyhow!("guest trapped: {e:?}"));
-        crate::metrics::guest_call(event_name(event), started.elapsed());
+        crate::metrics::guest_call(label, started.elapsed());
         result
     }
 }
 
-/// A fresh store for one call: WASI with nothing in it, the memory cap, the call's deadline.
+/// A fresh store for one call: the memory cap and the call's deadline (a WASI context only if
+/// the guest asks for one).
 fn new_store(engine: &Engine, imports: &Imports) -> Store<State> {
     let limits = StoreLimitsBuilder::new()
         .memory_size(MEMORY_LIMIT)

@@ -20,14 +20,7 @@ impl Configuration {
     /// and other folders are skipped), with the private keys kept inside the schemes.
     pub fn load(dir: &Path, opts: LoadOptions) -> Result<Configuration> {
         let mut conf = Configuration::default();
-        let mut entries: Vec<_> = fs::read_dir(dir)
-            .map_err(|e| config(format!("{}: {e}", dir.display())))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.join("description.xml").is_file())
-            .collect();
-        entries.sort();
-        for scheme_dir in entries {
+        for scheme_dir in described_folders(dir)? {
             conf.load_scheme(&scheme_dir, opts)?;
         }
         Ok(conf)
@@ -55,14 +48,7 @@ impl Configuration {
             distributed: xml::find(root, "KeyshareServer").is_some(),
             timestamp_server: xml::find(root, "TimestampServer").map(|n| xml::text(n).to_owned()),
         };
-        let mut issuers: Vec<_> = fs::read_dir(dir)
-            .map_err(|e| config(format!("{}: {e}", dir.display())))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.join("description.xml").is_file())
-            .collect();
-        issuers.sort();
-        for issuer_dir in issuers {
+        for issuer_dir in described_folders(dir)? {
             let issuer = file_name(&issuer_dir)?;
             let issuer_id = format!("{id}.{issuer}");
             let idesc = files.read_text(&format!("{issuer}/description.xml"))?;
@@ -168,6 +154,18 @@ impl<'a> SchemeFiles<'a> {
         }
         String::from_utf8(bytes).map_err(|_| config(format!("{rel} is not UTF-8")))
     }
+}
+
+/// The folders in `dir` that have a `description.xml` (schemes, issuers), sorted.
+fn described_folders(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| config(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("description.xml").is_file())
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
