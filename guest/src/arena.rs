@@ -109,17 +109,24 @@ unsafe impl GlobalAlloc for Arena {
         }
         // SAFETY: the caller guarantees a valid layout of `new_size` with the same alignment.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        if last {
-            // The last block, grown past the arena's end: what it held goes back to the arena
-            // (its bytes stay intact until the copy below; the bump cannot reuse them, as
-            // `new_size` does not fit from there).
-            self.pop(ptr);
-        }
+        // The last block grown past the arena's end cannot fit anywhere in it: straight to the
+        // fallback, and its room goes back to the arena once it has moved (not before: on a
+        // failure the caller still owns it, unchanged).
         // SAFETY: a non-zero size, as `layout`'s was smaller.
-        let new = unsafe { self.alloc(new_layout) };
+        let new = unsafe {
+            if last {
+                Fallback.alloc(new_layout)
+            } else {
+                self.alloc(new_layout)
+            }
+        };
         if !new.is_null() {
-            // SAFETY: both blocks are at least `layout.size()` long; `copy` allows overlap.
-            unsafe { core::ptr::copy(ptr, new, layout.size()) };
+            // SAFETY: both blocks are at least `layout.size()` long and distinct (a bump only
+            // hands out bytes past the end of `ptr`'s block, which is not taken back yet).
+            unsafe { core::ptr::copy_nonoverlapping(ptr, new, layout.size()) };
+            if last {
+                self.pop(ptr);
+            }
         }
         new
     }

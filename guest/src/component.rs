@@ -28,6 +28,12 @@ struct Component;
 
 export!(Component);
 
+// wasi-libc, for `memcmp` alone: the crate is `no_std`, so nothing else links it, and the
+// compiled code calls `memcmp` (a plain function there, with no imports). Here rather than in
+// a linker flag, which `RUSTFLAGS` would replace.
+#[link(name = "c")]
+unsafe extern "C" {}
+
 /// The canonical ABI's allocator, which the host calls to pass lists and strings in. With std,
 /// wasi-libc exports it; without, it is here, on the global allocator.
 #[unsafe(no_mangle)]

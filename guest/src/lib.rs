@@ -12,7 +12,7 @@
 //! - [`keys`]: key material looked up on demand (WIT imports in the component).
 //! - [`errors`]: IRMA error names, statuses and descriptions.
 //! - `component` (wasm only): the WIT export glue.
-//! - `arena` (wasm only): the allocator of a one-call instance.
+//! - `arena` (wasm, and native unit tests): the allocator of a one-call instance.
 
 // In wasm, no std: Rust's std links against WASI (stderr and the environment for panic
 // messages, a seed for hash maps), and each of its twenty imports made every instantiation of

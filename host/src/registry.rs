@@ -288,7 +288,8 @@ pub struct GuestCheck {
 
 impl GuestCheck {
     /// Compiles and checks; blocks (call from a blocking thread or in `block_in_place`: a
-    /// failing guest writes its panic through WASI, which blocks on the runtime).
+    /// failing guest built with Rust's std writes its panic through WASI, which blocks on the
+    /// runtime; ours traps).
     fn check(&self, bytes: &[u8], signature: Option<&str>) -> Result<Runtime> {
         let hash = guest_hash(bytes);
         guest_signing::check(self.trust.as_deref(), &hash, signature)

@@ -135,7 +135,7 @@ impl Crt {
     }
 }
 
-/// The constant-time view of an issuer private key, built at the key's first use and kept.
+/// The constant-time view of an issuer private key, built when the key is made and kept.
 #[derive(Clone)]
 pub(crate) struct CtKey {
     full: u32,

@@ -119,7 +119,8 @@ impl PublicKey {
     }
 }
 
-/// An issuer private key: the safe primes `p = 2p'+1`, `q = 2q'+1` of `N`.
+/// An issuer private key: the safe primes `p = 2p'+1`, `q = 2q'+1` of `N`. Its fields are for
+/// reading: signing uses the constant-time view [`PrivateKey::new`] builds from them.
 #[derive(Clone)]
 pub struct PrivateKey {
     pub counter: u32,
