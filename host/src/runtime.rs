@@ -218,9 +218,7 @@ impl GuestHost {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("guest does not fit the host: {e:?}"))?;
-        // bindgen's check of the whole world, once.
-        IrmaSessionPre::new(pre.clone())
-            .map_err(|e| anyhow!("guest does not export irma:session: {e:?}"))?;
+        // The exports, found and type-checked once (imports were, by `instantiate_pre`).
         let exports = {
             let mut store = new_store(&self.engine, &self.imports);
             let instance = pre

@@ -133,10 +133,8 @@ pub struct PrivateKey {
     pub order: Int,
     /// The same key for constant-time arithmetic (Montgomery parameters for `p`, `q`, `p'q'`
     /// and `q^-1 mod p`), built when the key is made (building it is the key's check); `None`
-    /// for a key held elsewhere.
+    /// for a key held elsewhere ([`PrivateKey::held_elsewhere`]), whose primes are not here.
     ct: Option<CtKey>,
-    /// The primes are not here ([`PrivateKey::held_elsewhere`]).
-    held_elsewhere: bool,
 }
 
 impl core::fmt::Debug for PrivateKey {
@@ -161,7 +159,9 @@ impl PrivateKey {
         let p_prime = (&p - Int::ONE) >> 1;
         let q_prime = (&q - Int::ONE) >> 1;
         let order = &p_prime * &q_prime;
-        let key = PrivateKey {
+        let ct = CtKey::new(&p, &q, &order)
+            .ok_or_else(|| config("p, q, p' or q' even, or p and q not coprime"))?;
+        Ok(PrivateKey {
             counter,
             expiry,
             p,
@@ -169,14 +169,7 @@ impl PrivateKey {
             p_prime,
             q_prime,
             order,
-            ct: None,
-            held_elsewhere: false,
-        };
-        let ct = CtKey::new(&key.p, &key.q, &key.order)
-            .ok_or_else(|| config("p, q, p' or q' even, or p and q not coprime"))?;
-        Ok(PrivateKey {
             ct: Some(ct),
-            ..key
         })
     }
 
@@ -193,13 +186,12 @@ impl PrivateKey {
             q_prime: Int::ZERO,
             order: Int::ZERO,
             ct: None,
-            held_elsewhere: true,
         }
     }
 
     /// Whether the primes are elsewhere ([`PrivateKey::held_elsewhere`]).
     pub fn is_held_elsewhere(&self) -> bool {
-        self.held_elsewhere
+        self.ct.is_none()
     }
 
     pub fn n(&self) -> Int {
